@@ -31,6 +31,104 @@ def fail(message: str, code: int = 2) -> NoReturn:
 # --- study commands (reproduce, report, replay, evaluate, status) ------------
 
 
+def _emit_tables(tables: list, fmt: str) -> None:
+    from greensed.study.tables import FORMATS, render
+
+    if fmt not in FORMATS:
+        fail(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    for i, table in enumerate(tables):
+        if i:
+            typer.echo("")
+        if fmt == "csv":
+            typer.echo(f"# {table.title}")  # several tables in one CSV stream
+        typer.echo(render(table, fmt), nl=False)
+
+
+@app.command("report")
+def report_cmd(
+    run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
+    by: str = typer.Option("batch", "--by", help="Group runs by batch, hardware or recipe."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+    out: str = typer.Option("report", "--out", help="Folder for the PNG plots and CSV tables."),
+    metric: str = typer.Option("teacher_f1", "--metric", help="Epoch metric used as F1."),
+    target_f1: float = typer.Option(0.40, "--target-f1", help="Fixed F1 level (fraction)."),
+    reference: list[str] = typer.Option(
+        None, "--reference", help="Reference (baseline) run on the same hardware; repeatable."),
+    reference_kwh: float = typer.Option(
+        None, "--reference-kwh", help="Reference energy in kWh, for every run."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots to --out."),
+) -> None:
+    """Tables 1 and 2 of the paper (mean ± std per group), plots and CSVs."""
+    from pathlib import Path
+
+    from greensed.study import report as rp
+    from greensed.study.tables import render
+
+    if reference and reference_kwh is not None:
+        fail("give --reference RUN_DIR or --reference-kwh X, not both")
+    rep = rp.build_report(run_dirs, by=by, metric=metric, target_f1=target_f1,
+                          reference_dirs=reference or (), reference_kwh=reference_kwh)
+    for w in rep.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    tables = rp.tables(rep, target_f1)
+    _emit_tables(tables, fmt)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = ["table1.csv", "table2.csv", "normalised.csv"]
+    for name, table in zip(names, tables, strict=False):
+        (out_dir / name).write_text(render(table, "csv"))
+    (out_dir / "runs.csv").write_text(render(rp.runs_table(rep), "csv"))
+    written = [out_dir / n for n in names[: len(tables)]] + [out_dir / "runs.csv"]
+    if plots:
+        written += rp.plot_runs(rep, out_dir)
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+
+
+@app.command("replay")
+def replay_cmd(
+    run_dirs: list[str] = typer.Argument(..., help="Full-run directories, or folders of them."),
+    stop: list[str] = typer.Option(
+        None, "--stop", help="Policies: plateau, budget, target, marginal (comma-separated)."),
+    patience: int = typer.Option(None, "--patience"),
+    min_delta: float = typer.Option(None, "--min-delta"),
+    warmup: int = typer.Option(None, "--warmup", help="Epochs the policies ignore."),
+    budget_kwh: float = typer.Option(None, "--budget-kwh"),
+    target_f1: float = typer.Option(None, "--target-f1"),
+    min_f1_per_kwh: float = typer.Option(None, "--min-f1-per-kwh"),
+    window: int = typer.Option(None, "--window", help="Window of the marginal policy."),
+    combine: str = typer.Option(None, "--combine", help="any or all."),
+    policy: list[str] = typer.Option(
+        None, "--policy",
+        help="Another policy to compare, e.g. 'plateau:patience=5' or 'budget:kwh=0.3'; "
+             "repeatable."),
+    metric: str = typer.Option("teacher_f1", "--metric", help="Metric the policies and F1 use."),
+    by: str = typer.Option("all", "--by", help="Aggregate by all, batch, hardware or recipe."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+    per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Show the per-run table."),
+) -> None:
+    """Apply stopping policies offline to full-run logs: energy saved vs F1 lost."""
+    from greensed.config import StopConfig
+    from greensed.stopping import parse_stop_cli
+    from greensed.study import replay as rpl
+
+    policies = []
+    flags = dict(patience=patience, min_delta=min_delta, budget_kwh=budget_kwh,
+                 target_f1=target_f1, min_f1_per_kwh=min_f1_per_kwh, warmup=warmup,
+                 combine=combine, marginal_window=window)
+    if stop or any(v is not None for v in flags.values()):
+        cfg = StopConfig(metric=metric)
+        parse_stop_cli(cfg, stop=stop, **flags)
+        policies.append(rpl.NamedPolicy(rpl.describe(cfg), cfg))
+    for spec in policy or []:
+        policies.append(rpl.parse_policy_spec(spec, StopConfig(metric=metric)))
+    results, warnings = rpl.replay(run_dirs, policies, metric=metric, by=by)
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    tables = ([rpl.per_run_table(results)] if per_run else []) + [
+        rpl.summary_table(results, by)]
+    _emit_tables(tables, fmt)
+
+
 def main() -> None:
     try:
         app()

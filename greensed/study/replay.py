@@ -1,0 +1,243 @@
+"""Offline replay of stopping policies on full-run logs.
+
+For each run and each policy, the epochs are walked in order and the policy
+decides after epoch i on ``history[:i]``, exactly as the trainer would have;
+the first stop gives the stop epoch (none: the run's last epoch). The replay
+reports what stopping there would have saved (energy) and cost (best F1 up to
+the stop vs the full run's max). Policies come from greensed.stopping; this
+module only feeds them logged epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from greensed import runlog
+from greensed.config import StopConfig, update_section
+from greensed.errors import ConfigError, GreensedError
+from greensed.runlog import RunLog
+from greensed.stopping import build_policy
+from greensed.study.report import DEFAULT_METRIC, GROUP_BY, _sort_key, group_key, run_total_kwh
+from greensed.study.tables import Table, decimals_for
+
+# Short keys of the --policy mini-syntax; any StopConfig field name works too.
+_ALIASES = {
+    "kwh": "budget_kwh",
+    "budget": "budget_kwh",
+    "f1": "target_f1",
+    "target": "target_f1",
+    "window": "marginal_window",
+    "warmup": "warmup_epochs",
+    "rate": "min_f1_per_kwh",
+}
+
+
+@dataclass
+class NamedPolicy:
+    label: str
+    cfg: StopConfig
+
+
+def parse_policy_spec(spec: str, base: StopConfig | None = None) -> NamedPolicy:
+    """``"plateau:patience=5,min_delta=0.005"`` -> a StopConfig with that policy.
+
+    Form: ``NAMES[:KEY=VALUE,...]``; NAMES is one policy or several joined by
+    ``+`` (combined with ``combine``, default any). Keys are StopConfig fields
+    or the short forms kwh, f1, window, warmup, rate. ``base`` gives defaults
+    (e.g. ``--metric``).
+    """
+    names_part, _, params = spec.partition(":")
+    names = [n.strip() for n in names_part.split("+") if n.strip()]
+    if not names:
+        raise ConfigError(f"--policy {spec!r}: no policy name (e.g. 'plateau:patience=5')")
+    cfg = copy.deepcopy(base) if base is not None else StopConfig()
+    cfg.policies = names
+    values: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in params.split(","))):
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip() or not raw.strip():
+            raise ConfigError(f"--policy {spec!r}: {item!r} is not KEY=VALUE")
+        key = _ALIASES.get(key.strip(), key.strip())
+        values[key] = _parse_value(raw.strip(), key)
+    update_section(cfg, values, f"--policy {spec!r}")
+    return NamedPolicy(spec, cfg)
+
+
+def _parse_value(raw: str, key: str) -> Any:
+    hint = typing.get_type_hints(StopConfig).get(key)
+    if hint is str or raw.isidentifier():
+        return raw
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        return float(raw)
+    except ValueError:
+        return raw  # update_section reports the wrong type, naming the key
+
+
+def describe(cfg: StopConfig) -> str:
+    """A short label for a StopConfig built from flags (not from a spec)."""
+    parts = []
+    for name in cfg.policies:
+        if name == "plateau":
+            parts.append(f"plateau:patience={cfg.patience}"
+                         + (f",min_delta={cfg.min_delta:g}" if cfg.min_delta else ""))
+        elif name == "budget":
+            parts.append(f"budget:kwh={cfg.budget_kwh:g}")
+        elif name == "target":
+            parts.append(f"target:f1={cfg.target_f1:g}")
+        elif name == "marginal":
+            parts.append(f"marginal:min_f1_per_kwh={cfg.min_f1_per_kwh:g},"
+                         f"window={cfg.marginal_window}")
+        else:
+            parts.append(name)
+    joiner = " + " if cfg.combine == "any" else " & "
+    return joiner.join(parts) or "max-epochs"
+
+
+@dataclass
+class ReplayResult:
+    run_dir: Path
+    group: str
+    policy: str
+    epochs: int  # epochs in the full run
+    stop_epoch: int
+    stop_policy: str  # which policy fired ("" when none did: ran to the end)
+    stop_reason: str
+    kwh_at_stop: float | None
+    total_kwh: float | None
+    best_f1_to_stop: float | None
+    max_f1: float | None
+
+    @property
+    def saved(self) -> float | None:
+        """Fraction of the full run's energy not spent when stopping here."""
+        if self.kwh_at_stop is None or not self.total_kwh:
+            return None
+        return 1 - self.kwh_at_stop / self.total_kwh
+
+    @property
+    def f1_loss(self) -> float | None:
+        """Relative loss of best F1: (full max - best up to stop) / full max."""
+        if self.best_f1_to_stop is None or not self.max_f1:
+            return None
+        return (self.max_f1 - self.best_f1_to_stop) / self.max_f1
+
+
+def replay_run(run: RunLog, policy: NamedPolicy, *, metric: str = DEFAULT_METRIC,
+               group: str = "all") -> ReplayResult:
+    """Apply one policy to one run's logged epochs."""
+    history = run.epochs
+    n = len(history)
+    if n == 0:
+        raise GreensedError(f"{run.run_dir}: no finished epoch to replay")
+    decider = build_policy(policy.cfg, max_epochs=n)
+    stop_i, fired, reason = n, "", "ran to the last logged epoch"
+    for i in range(1, n + 1):
+        d = decider.decide(history[:i])
+        if d.stop:
+            stop_i, fired, reason = i, d.policy, d.reason
+            break
+    if fired == "max-epochs":  # the cap at the log's length: no policy fired
+        fired, reason = "", "ran to the last logged epoch"
+    f1 = [runlog.metric(r, metric) for r in history]
+    upto = [v for v in f1[:stop_i] if _num(v)]
+    allv = [v for v in f1 if _num(v)]
+    kwh = history[stop_i - 1].get("cumulative_kwh")
+    total = run_total_kwh(run)
+    if stop_i == n and _num(total):
+        kwh = total  # stopping at the end costs the whole run (lost partial epochs included)
+    return ReplayResult(
+        run_dir=run.run_dir, group=group, policy=policy.label, epochs=n,
+        stop_epoch=history[stop_i - 1].get("epoch", stop_i), stop_policy=fired,
+        stop_reason=reason, kwh_at_stop=float(kwh) if _num(kwh) else None,
+        total_kwh=total, best_f1_to_stop=max(upto) if upto else None,
+        max_f1=max(allv) if allv else None)
+
+
+def replay(run_dirs: Sequence[str | Path], policies: Sequence[NamedPolicy], *,
+           metric: str = DEFAULT_METRIC, by: str = "all") -> tuple[list[ReplayResult], list[str]]:
+    """Every policy on every run under ``run_dirs``; returns results and warnings."""
+    if not policies:
+        raise ConfigError("no policy to replay: give --stop ... or --policy SPEC")
+    if by not in (*GROUP_BY, "all"):
+        raise ConfigError(f"--by {by!r}: choose from {', '.join((*GROUP_BY, 'all'))}")
+    paths = runlog.find_runs(run_dirs)
+    if not paths:
+        raise GreensedError(f"no run directories under {', '.join(map(str, run_dirs))}")
+    results, warnings = [], []
+    for p in paths:
+        run = runlog.load_run(p)
+        if not run.epochs:
+            warnings.append(f"{p}: no finished epoch, skipped")
+            continue
+        fired = (run.summary or {}).get("stop_policy")
+        if fired and fired != "max-epochs":
+            warnings.append(f"{p}: the run itself stopped early ({fired}); replay can "
+                            "only stop earlier, and saved % is relative to its shorter log")
+        key = group_key(run, by)
+        results += [replay_run(run, pol, metric=metric, group=key) for pol in policies]
+    return results, warnings
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f}%"
+
+
+def _kwh(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.{decimals_for(x, 2)}f}"
+
+
+def per_run_table(results: Sequence[ReplayResult]) -> Table:
+    t = Table("Replay per run", ["Run", "Policy", "Stop epoch", "Fired", "kWh at stop",
+                                 "kWh full run", "Saved", "Best F1 to stop", "Max F1",
+                                 "F1 loss (rel.)"])
+    for r in results:
+        t.add([str(r.run_dir), r.policy, f"{r.stop_epoch}/{r.epochs}", r.stop_policy or "-",
+               _kwh(r.kwh_at_stop), _kwh(r.total_kwh), _pct(r.saved),
+               _pct(r.best_f1_to_stop), _pct(r.max_f1), _pct(r.f1_loss)])
+    return t
+
+
+def summary_table(results: Sequence[ReplayResult], by: str = "all") -> Table:
+    """Mean over runs (per group and policy) of each per-run figure."""
+    t = Table("Replay, mean over runs (saved % and F1 loss: mean of per-run values)",
+              ([] if by == "all" else [by.capitalize()])
+              + ["Policy", "Runs", "Stopped early", "Stop epoch", "kWh at stop",
+                 "kWh full run", "Saved", "Best F1 to stop", "F1 loss (rel.)"])
+    groups: dict[tuple[str, str], list[ReplayResult]] = {}
+    order = sorted({r.group for r in results}, key=_sort_key)
+    labels = list(dict.fromkeys(r.policy for r in results))
+    for r in results:
+        groups.setdefault((r.group, r.policy), []).append(r)
+    for g in order:
+        for label in labels:
+            rs = groups.get((g, label), [])
+            if not rs:
+                continue
+            row = [] if by == "all" else [g]
+            row += [label, str(len(rs)), str(sum(r.stop_epoch < r.epochs for r in rs)),
+                    f"{_mean([r.stop_epoch for r in rs]):.1f}",
+                    _kwh(_mean([r.kwh_at_stop for r in rs])),
+                    _kwh(_mean([r.total_kwh for r in rs])),
+                    _pct(_mean([r.saved for r in rs])),
+                    _pct(_mean([r.best_f1_to_stop for r in rs])),
+                    _pct(_mean([r.f1_loss for r in rs]))]
+            t.add(row)
+    return t
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    have = [v for v in values if v is not None]
+    return sum(have) / len(have) if have else None
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
