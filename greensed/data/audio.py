@@ -1,0 +1,68 @@
+"""Read one audio file as the model sees it: mono, 16 kHz, exactly 10 s.
+
+Decoding is by soundfile (libsndfile), not torchaudio.load, whose backends
+change between torchaudio releases. Resampling is torchaudio's windowed-sinc
+``functional.resample``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from greensed.data.spec import CLIP_S, SAMPLE_RATE
+from greensed.errors import DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+@dataclass(frozen=True)
+class Clip:
+    wave: np.ndarray  # [clip_s * sample_rate] float32, mono
+    duration_s: float  # of the file before padding or cropping
+    # Where the kept window starts in the file; events move by -shift_s.
+    shift_s: float
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a file to ([frames, channels] float32, sample rate); DataError if unreadable."""
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: cannot read audio ({reason})") from None
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: audio file has no samples")
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: audio has non-finite samples (NaN or inf)")
+    return data, sr
+
+
+def fit_length(wave: np.ndarray, n_samples: int) -> tuple[np.ndarray, int]:
+    """Zero-pad at the end or crop the centre window; returns (wave, crop start sample).
+
+    The baseline crops a random window per epoch; features here are cached, so
+    the window is fixed, and the centre keeps both ends' context symmetric.
+    """
+    if len(wave) >= n_samples:
+        start = (len(wave) - n_samples) // 2
+        return wave[start:start + n_samples], start
+    return np.pad(wave, (0, n_samples - len(wave))), 0
+
+
+def load_clip(path: str | Path, *, sample_rate: int = SAMPLE_RATE,
+              clip_s: float = CLIP_S) -> Clip:
+    """Read, mix to mono, resample to sample_rate and pad or crop to clip_s."""
+    data, sr = read_audio(path)
+    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    duration_s = len(wave) / sr
+    if sr != sample_rate:
+        wave = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(wave)),
+                                              sr, sample_rate).numpy()
+    wave, start = fit_length(wave, round(clip_s * sample_rate))
+    return Clip(np.ascontiguousarray(wave, dtype=np.float32), duration_s, start / sample_rate)
