@@ -94,8 +94,9 @@ def load_grid(path: str | Path) -> Grid:
 
     extra = set(raw) - {"grid", "overrides", "recipe"}
     if extra:
-        raise ConfigError(f"{path}: unknown section [{sorted(extra)[0]}] "
-                          "(a grid recipe has [grid] and [overrides])")
+        first = sorted(extra)[0]
+        what = f"section [{first}]" if isinstance(raw[first], dict) else f"key '{first}'"
+        raise ConfigError(f"{path}: unknown {what} (a grid recipe has [grid] and [overrides])")
     grid = raw.get("grid")
     if not isinstance(grid, dict):
         raise ConfigError(f"{path}: missing [grid] table")
