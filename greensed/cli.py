@@ -149,6 +149,18 @@ def replay_cmd(
     _emit_tables(tables, fmt)
 
 
+@app.command("status")
+def status_cmd(
+    run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
+    metric: str = typer.Option("teacher_f1", "--metric", help="Epoch metric shown as F1."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+) -> None:
+    """Where each run stands: state, epochs done, best and last F1, energy so far."""
+    from greensed.study.status import status_table
+
+    _emit_tables([status_table(run_dirs, metric)], fmt)
+
+
 def main() -> None:
     try:
         app()
