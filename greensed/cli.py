@@ -48,6 +48,51 @@ def synth(
 
 # --- energy commands (meters) -------------------------------------------------
 
+
+@app.command()
+def meters(
+    measure: float = typer.Option(
+        0.0, min=0.0, help="Also take one window of this many seconds with --meter and print it"
+    ),
+    meter: str = typer.Option(
+        "auto", help="auto | codecarbon | nvml | constant:WATTS[+DEVICE_W] | none (for --measure)"
+    ),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N (for --measure)"),
+    tracking_mode: str = typer.Option("machine", help="machine | process (CodeCarbon)"),
+) -> None:
+    """What this machine can measure (hardware counters) and what is only modelled."""
+    import time as _time
+
+    from greensed.energy import make_meter, probe, window_overhead_ms
+
+    rows = probe(tracking_mode=tracking_mode)
+    widths = [max(len(r[k]) for r in rows + [dict(source="source", component="component",
+              method="method", kind="kind")]) for k in ("source", "component", "method", "kind")]
+    header = ("source", "component", "method", "kind")
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  detail")
+    for r in rows:
+        cells = [r[k].ljust(w) for k, w in zip(header, widths, strict=True)]
+        typer.echo("  ".join(cells) + "  " + r["detail"])
+    if measure <= 0:
+        return
+    m = make_meter(meter, device=device, tracking_mode=tracking_mode)
+    m.start()
+    try:
+        overhead_ms = window_overhead_ms(m, 10)
+        m.begin_window()
+        _time.sleep(measure)
+        reading = m.end_window()
+    finally:
+        m.close()
+    typer.echo(f"\n{m.name}: one {reading.duration_s:.2f} s window (idle: this process sleeps)")
+    energy = "none" if reading.energy_kwh is None else f"{reading.energy_kwh * 1000:.4f} Wh"
+    power = "none" if reading.avg_power_w is None else f"{reading.avg_power_w:.1f} W"
+    typer.echo(f"  energy {energy}, average power {power}, status {reading.status}")
+    for comp, kwh in reading.components_kwh.items():
+        typer.echo(f"  {comp}: {kwh * 1000:.4f} Wh ({reading.methods.get(comp, '?')})")
+    typer.echo(f"  window overhead: {overhead_ms:.2f} ms per begin/end pair")
+
+
 # --- study commands (reproduce, report, replay, evaluate, status) ------------
 
 
