@@ -1,0 +1,158 @@
+"""PSDS1 and PSDS2 of frame probabilities, computed with sed_scores_eval.
+
+Settings of DCASE 2022 task 4 (C. Bilen et al., ICASSP 2020, "A Framework for the Robust
+Evaluation of Sound Event Detection"; scenarios of the challenge):
+
+* PSDS1: DTC = GTC = 0.7, no CTTC, alpha_ct = 0, alpha_st = 1, max_efpr = 100 per hour;
+* PSDS2: DTC = GTC = 0.1, CTTC = 0.3, alpha_ct = 0.5, alpha_st = 1, max_efpr = 100 per hour.
+
+The baseline decodes at 50 thresholds (0.01, 0.03, ..., 0.99), median-filtering the binary
+prediction at each, and scores those 50 operating points with psds_eval. Here the
+scores go to sed_scores_eval (J. Ebbers et al., ICASSP 2022), which evaluates every
+threshold exactly. To get the baseline's 50 operating points from it, each probability is
+first median-filtered along time (a median filter commutes with thresholding, so this
+equals filtering each binary prediction) and then snapped down to the largest grid
+threshold it exceeds; sed_scores_eval's operating points are then exactly the baseline's.
+``n_thresholds=None`` skips the snapping and gives sed_scores_eval's exact PSDS.
+
+sed_scores_eval and scipy are imported only here, when PSDS is asked for: per-epoch
+validation does not need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from greensed.errors import DataError, GreensedError
+from greensed.metrics.events import Events
+
+__all__ = ["PSDS1", "PSDS2", "psds_scores", "threshold_grid"]
+
+PSDS1: dict[str, Any] = dict(
+    dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None, alpha_ct=0.0, alpha_st=1.0,
+    max_efpr=100.0,
+)  # fmt: skip
+PSDS2: dict[str, Any] = dict(
+    dtc_threshold=0.1, gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5, alpha_st=1.0,
+    max_efpr=100.0,
+)  # fmt: skip
+
+
+def threshold_grid(n_thresholds: int) -> np.ndarray:
+    """The baseline's decision thresholds: (2i + 1) / (2n) for i < n (0.01 ... 0.99 for 50)."""
+    return (2 * np.arange(n_thresholds) + 1) / (2 * n_thresholds)
+
+
+def _snap_to_grid(probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Each value -> the largest grid threshold it strictly exceeds (0 if none).
+
+    ``snapped > t`` then holds exactly where ``probs > g`` for the grid value g just
+    below t, so sed_scores_eval sees only the grid's operating points.
+    """
+    index = np.searchsorted(grid, probs, side="left")  # count of grid values < probs
+    return np.where(index > 0, grid[np.maximum(index - 1, 0)], 0.0)
+
+
+def _reference_events(
+    ground_truth: Events, files: Sequence[str], classes: Sequence[str]
+) -> dict[str, list[tuple[float, float, str]]]:
+    """Per-file reference tuples, with touching or overlapping same-class events joined.
+
+    sed_scores_eval refuses such events; their union is what a detector can find.
+    """
+    if len(ground_truth) and ground_truth.clip.max() >= len(files):
+        raise DataError(f"ground-truth clip index {ground_truth.clip.max()} >= {len(files)} files")
+    if len(ground_truth) and ground_truth.cls.max() >= len(classes):
+        raise DataError(
+            f"ground-truth class index {ground_truth.cls.max()} >= {len(classes)} classes"
+        )
+    refs: dict[str, list[list[Any]]] = {f: [] for f in files}
+    last: dict[tuple[int, int], list[Any]] = {}
+    for clip, k, onset, offset in ground_truth.sorted().to_tuples():
+        prev = last.get((clip, k))
+        if prev is not None and onset <= prev[1]:
+            prev[1] = max(prev[1], offset)
+            continue
+        event = [onset, offset, classes[k]]
+        last[(clip, k)] = event
+        refs[files[clip]].append(event)
+    return {f: [(float(a), float(b), str(c)) for a, b, c in evs] for f, evs in refs.items()}
+
+
+def psds_scores(
+    frame_probs: np.ndarray,
+    ground_truth: Events,
+    files: list[str],
+    classes: list[str],
+    *,
+    durations_s: np.ndarray | float = 10.0,
+    n_thresholds: int | None = 50,
+    median_window: int = 7,
+    frame_s: float = 0.064,
+) -> dict[str, Any]:
+    """PSDS1 and PSDS2 of frame probabilities ``[N clips, C classes, T frames]``.
+
+    ``files[i]`` names clip i and ``classes[k]`` class k of both ``frame_probs`` and
+    ``ground_truth``. Frame t spans ``[t * frame_s, (t + 1) * frame_s)``, cut at the
+    clip's duration. The probabilities are median-filtered over ``median_window`` frames
+    (scipy's reflect border, as the baseline's decoder; 1 disables it) and, unless
+    ``n_thresholds`` is None, snapped to the baseline's threshold grid.
+
+    Returns ``{"psds1", "psds2"}`` (floats in [0, 1]), ``"psds1_class"`` and
+    ``"psds2_class"`` (per-class values by name) and the settings used.
+    """
+    try:
+        import pandas as pd
+        import scipy.ndimage
+        from sed_scores_eval.base_modules.scores import create_score_dataframe
+        from sed_scores_eval.intersection_based import psds as sse_psds
+    except ImportError as exc:
+        raise GreensedError(
+            f"PSDS needs sed_scores_eval, pandas<3 and scipy ({exc}); "
+            "install them with: pip install 'sed_scores_eval==0.0.4' 'pandas<3' scipy"
+        ) from None
+    if int(pd.__version__.split(".")[0]) >= 3:
+        # pandas 3 hands out read-only arrays that sed_scores_eval 0.0.4 writes into.
+        raise GreensedError(
+            f"PSDS needs pandas<3 (found {pd.__version__}): install with pip install 'pandas<3'"
+        )
+    probs = np.asarray(frame_probs, dtype=np.float64)
+    if probs.ndim != 3 or probs.shape[:2] != (len(files), len(classes)):
+        raise ValueError(
+            f"frame_probs must be [{len(files)} files, {len(classes)} classes, frames], "
+            f"got shape {probs.shape}"
+        )
+    if median_window > 1:
+        # Same window placement and border as scipy's filter on the baseline's binary output.
+        probs = scipy.ndimage.median_filter(probs, size=(1, 1, median_window), mode="reflect")
+    if n_thresholds is not None:
+        probs = _snap_to_grid(probs, threshold_grid(n_thresholds))
+
+    durations = np.asarray(durations_s, dtype=np.float64)
+    durations = np.broadcast_to(durations, (len(files),)) if durations.ndim == 0 else durations
+    if durations.shape != (len(files),):
+        raise DataError(f"durations_s has shape {durations.shape}; need one per file")
+    n_frames = probs.shape[2]
+    edges = np.arange(n_frames + 1) * frame_s
+    scores = {}
+    for i, name in enumerate(files):
+        stamps = np.minimum(edges, durations[i])
+        # A fresh, writable [T, C] array per clip (sed_scores_eval writes into its inputs).
+        scores[name] = create_score_dataframe(
+            np.array(probs[i].T, copy=True), stamps, list(classes)
+        )
+    refs = _reference_events(ground_truth, files, classes)
+    audio_durations = {name: float(durations[i]) for i, name in enumerate(files)}
+
+    out: dict[str, Any] = {
+        "n_thresholds": n_thresholds,
+        "median_window": median_window,
+    }
+    for key, setting in (("psds1", PSDS1), ("psds2", PSDS2)):
+        value, per_class, *_ = sse_psds(scores, refs, audio_durations, **setting)
+        out[key] = float(value)
+        out[f"{key}_class"] = {str(c): float(per_class[c]) for c in classes}
+    return out

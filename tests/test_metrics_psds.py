@@ -1,0 +1,127 @@
+"""PSDS1/PSDS2 through sed_scores_eval, checked against the baseline's psds_eval procedure."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from greensed.metrics.events import Events, decode
+from greensed.metrics.psds import _snap_to_grid, psds_scores, threshold_grid
+
+pytest.importorskip("sed_scores_eval")
+pd = pytest.importorskip("pandas")
+
+CLASSES = ["a", "b", "c"]
+FRAME_S = 0.064
+
+
+def _case(seed: int, n_clips: int = 16, signal: float = 0.5, spread: float = 0.7):
+    """Block references on the frame grid, their 0/1 frame mask, and noisy probabilities."""
+    rng = np.random.default_rng(seed)
+    files = [f"clip{i}.wav" for i in range(n_clips)]
+    mask = np.zeros((n_clips, len(CLASSES), 156))
+    gt = []
+    for i in range(n_clips):
+        for k in range(len(CLASSES)):
+            if rng.random() < 0.6:
+                s = int(rng.integers(0, 120))
+                e = s + int(rng.integers(5, 36))
+                gt.append((i, k, s * FRAME_S, e * FRAME_S))
+                mask[i, k, s:e] = 1.0
+    noisy = np.clip(mask * signal + rng.random(mask.shape) * spread - 0.1, 0.0, 1.0)
+    return files, Events.from_tuples(gt), mask, noisy, rng
+
+
+def test_perfect_beats_random_and_values_in_range():
+    files, gt, mask, noisy, rng = _case(0)
+    perfect = psds_scores(mask * 0.9 + 0.05, gt, files, CLASSES)
+    random = psds_scores(rng.random(mask.shape), gt, files, CLASSES)
+    middle = psds_scores(noisy, gt, files, CLASSES)
+    for res in (perfect, random, middle):
+        for key in ("psds1", "psds2"):
+            assert 0.0 <= res[key] <= 1.0
+            assert set(res[f"{key}_class"]) == set(CLASSES)
+    assert perfect["psds1"] > middle["psds1"] > random["psds1"]
+    assert perfect["psds2"] > random["psds2"]
+    assert perfect["psds1"] > 0.9
+
+
+def test_snapping_keeps_exactly_the_grid_operating_points():
+    rng = np.random.default_rng(1)
+    grid = threshold_grid(50)
+    np.testing.assert_allclose(grid[[0, 1, -1]], [0.01, 0.03, 0.99])
+    probs = np.concatenate([rng.random(5000), grid, np.nextafter(grid, 1.0), [0.0, 1.0]])
+    snapped = _snap_to_grid(probs, grid)
+    for t in grid:
+        np.testing.assert_array_equal(snapped >= t, probs > t)
+    assert set(np.unique(snapped)) <= set(grid) | {0.0}
+
+
+def _psds_eval_auc(x, y, max_x=None, decreasing_y=False):
+    """Rectangle area under a staircase up to max_x, as psds_eval's PSDSEval._auc.
+
+    psds_eval 0.5.3's own version calls int() on a 2-D array, an error under numpy 2.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    max_x = x.max() if max_x is None else max_x
+    if max_x not in x:
+        i = int(np.searchsorted(x, max_x))
+        x = np.insert(x, i, max_x)
+        y = np.insert(y, i, y[i - 1])
+    keep = x <= max_x
+    return float(np.sum(np.diff(x[keep]) * y[keep][:-1]))
+
+
+def test_equals_baseline_psds_eval_over_50_thresholds(monkeypatch):
+    psds_eval = pytest.importorskip("psds_eval")
+    monkeypatch.setattr(psds_eval.PSDSEval, "_auc", staticmethod(_psds_eval_auc))
+    files, gt, _, noisy, _ = _case(2, n_clips=10, signal=0.5, spread=0.75)
+
+    def frame(ev: Events) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "filename": [files[c] for c in ev.clip],
+                "onset": ev.onset_s,
+                "offset": ev.offset_s,
+                "event_label": [CLASSES[k] for k in ev.cls],
+            }
+        )
+
+    meta = pd.DataFrame({"filename": files, "duration": 10.0})
+    ours = psds_scores(noisy, gt, files, CLASSES)
+    # The baseline: decode (threshold, then 7-frame median) at each of 50 thresholds.
+    for key, (dtc, gtc, alpha_ct) in {"psds1": (0.7, 0.7, 0.0), "psds2": (0.1, 0.1, 0.5)}.items():
+        evaluator = psds_eval.PSDSEval(dtc, gtc, 0.3, ground_truth=frame(gt), metadata=meta)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for threshold in threshold_grid(50):
+                evaluator.add_operating_point(frame(decode(noisy, threshold=threshold)))
+            ref = evaluator.psds(alpha_ct=alpha_ct, alpha_st=1.0, max_efpr=100.0).value
+        assert ours[key] == pytest.approx(ref, abs=1e-9), key
+        assert 0.05 < ref < 0.999  # a case that discriminates
+
+
+def test_exact_mode_and_joined_references():
+    files, gt, _, noisy, _ = _case(3, n_clips=8)
+    exact = psds_scores(noisy, gt, files, CLASSES, n_thresholds=None)
+    coarse = psds_scores(noisy, gt, files, CLASSES, n_thresholds=5)
+    assert exact["n_thresholds"] is None
+    assert exact["psds1"] != pytest.approx(coarse["psds1"], abs=1e-6)
+    # Touching and overlapping same-class references are joined, not refused.
+    extra = Events.from_tuples([(0, 0, 1.0, 2.0), (0, 0, 2.0, 3.0), (0, 0, 2.5, 4.0)])
+    both = Events(
+        np.concatenate([gt.clip, extra.clip]),
+        np.concatenate([gt.cls, extra.cls]),
+        np.concatenate([gt.onset_s, extra.onset_s]),
+        np.concatenate([gt.offset_s, extra.offset_s]),
+    )
+    res = psds_scores(noisy, both, files, CLASSES)
+    assert 0.0 <= res["psds1"] <= 1.0
+
+
+def test_shape_mismatch_is_reported():
+    with pytest.raises(ValueError, match="2 files, 3 classes"):
+        psds_scores(np.zeros((2, 2, 10)), Events.empty(), ["a", "b"], CLASSES)
