@@ -115,9 +115,10 @@ class FakeTracker:
 
 def fake_meter(data, hardware=None):
     hardware = hardware if hardware is not None else [RAM(), CPU("cpu_load")]
-    tracker = FakeTracker(hardware, data)
+    tracker = FakeTracker(hardware, emissions(0.0, 0.0))
     meter = CodeCarbonMeter(tracker_factory=lambda **kw: tracker)
     meter.start()
+    tracker.data = data
     return meter, tracker
 
 
@@ -164,6 +165,13 @@ def test_start_task_exception_is_recorded():
     meter.begin_window()
     r = meter.end_window()
     assert "scheduler died" in r.status and r.energy_kwh is None
+
+
+def test_task_api_without_data_fails_at_start():
+    tracker = FakeTracker([RAM(), CPU("cpu_load")], None)
+    with pytest.raises(MeterError, match="task API gave no data"):
+        CodeCarbonMeter(tracker_factory=lambda **kw: tracker).start()
+    assert tracker.stopped
 
 
 def test_half_built_tracker_fails_at_start():

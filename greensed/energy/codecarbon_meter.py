@@ -144,6 +144,18 @@ class CodeCarbonMeter:
             raise MeterError(f"codecarbon meter: tracker did not initialise ({exc})") from None
         self.tracker = tracker
         self._methods = codecarbon_methods(tracker)
+        # A throw-away task: its first call loads the emissions engine (~0.1 s),
+        # and a tracker whose task API yields nothing is caught before epoch 1.
+        try:
+            tracker.start_task("greensed-warmup")
+            data = tracker.stop_task("greensed-warmup")
+        except Exception as exc:
+            data, why = None, repr(exc)
+        else:
+            why = "stop_task returned None"
+        if data is None:
+            self.close()
+            raise MeterError(f"codecarbon meter: task API gave no data at start ({why})")
 
     def begin_window(self) -> None:
         self._begin_error = None
