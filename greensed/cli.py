@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+import time
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 
-from greensed.errors import GreensedError
+from greensed.errors import ConfigError, GreensedError
 
 app = typer.Typer(
     add_completion=False,
@@ -45,6 +47,96 @@ def synth(
 
 
 # --- training commands (train) ------------------------------------------------
+
+REPO_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+DEFAULT_RECIPE = REPO_RECIPES / "quick.toml"
+
+
+def _apply_train_flags(cfg: Any, *, data: Path | None, epochs: int | None,
+                       batch_size: int | None, seed: int | None, device: str | None,
+                       meter: str | None, skip_bad_audio: bool | None,
+                       max_steps_per_epoch: int | None, cache_dir: Path | None) -> None:
+    """CLI flags override recipe keys (None: flag not given)."""
+    from greensed.config import update_section
+
+    pairs = {
+        "data": {"path": str(data) if data else None, "skip_bad_audio": skip_bad_audio,
+                 "cache_dir": str(cache_dir) if cache_dir else None},
+        "train": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "device": device,
+                  "max_steps_per_epoch": max_steps_per_epoch},
+        "meter": {"spec": meter},
+    }
+    for section, values in pairs.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        update_section(getattr(cfg, section), given, f"command line [{section}]")
+    for flag, value in (("--epochs", epochs), ("--batch-size", batch_size),
+                        ("--max-steps-per-epoch", max_steps_per_epoch)):
+        if value is not None and value < (0 if flag == "--max-steps-per-epoch" else 1):
+            raise ConfigError(f"{flag} {value}: must be positive")
+
+
+@app.command()
+def train(
+    data: Path | None = typer.Option(None, help="DESED-style root or dataset TOML; default: the embedded synthetic set"),
+    recipe: Path | None = typer.Option(None, help="Recipe TOML (default: recipes/quick.toml)"),
+    out: Path | None = typer.Option(None, help="Run directory (default: runs/<recipe>-bs<B>-seed<S>-<time>)"),
+    resume: Path | None = typer.Option(None, help="Resume the run in this directory"),
+    force: bool = typer.Option(False, help="Resume even if the config differs"),
+    epochs: int | None = typer.Option(None, help="Epoch cap (the max-epochs policy)"),
+    batch_size: int | None = typer.Option(None, help="Total batch size, a multiple of 4"),
+    seed: int | None = typer.Option(None),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+    stop: list[str] | None = typer.Option(None, help="Stopping policy: plateau, budget, target, marginal, max-epochs (repeatable)"),
+    patience: int | None = typer.Option(None, help="plateau: epochs without improvement"),
+    min_delta: float | None = typer.Option(None, help="plateau: minimum improvement"),
+    warmup: int | None = typer.Option(None, help="policies: epochs before any may stop"),
+    budget_kwh: float | None = typer.Option(None, help="budget: kWh ceiling"),
+    target_f1: float | None = typer.Option(None, help="target: stop when the metric reaches this"),
+    min_f1_per_kwh: float | None = typer.Option(None, help="marginal: minimum F1 gain per kWh"),
+    metric: str | None = typer.Option(None, help="metric the policies watch (default teacher_f1)"),
+    combine: str | None = typer.Option(None, help="any | all"),
+    meter: str | None = typer.Option(None, help="auto | codecarbon | nvml | constant:WATTS"),
+    skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Skip unreadable audio files"),
+    max_steps_per_epoch: int | None = typer.Option(None, help="Cap steps per epoch (smoke tests)"),
+    cache_dir: Path | None = typer.Option(None, help="Cache for synthetic data and features"),
+) -> None:
+    """Train the DCASE CRNN mean teacher with live energy readings and early stopping."""
+    from rich.console import Console
+
+    from greensed import config as C
+    from greensed.stopping import parse_stop_cli
+    from greensed.train.loop import train as run_training
+
+    console = Console(highlight=False)
+    if resume is not None:
+        saved = resume / "config.toml"
+        if not saved.exists():
+            raise GreensedError(f"{resume}: nothing to resume (no config.toml)")
+        cfg = C.from_toml_text(saved.read_text(), str(saved))
+        if recipe is not None:
+            cfg = C.load_recipe(recipe, cfg)
+        run_dir = resume
+        name = resume.name
+    else:
+        recipe_path = recipe or DEFAULT_RECIPE
+        cfg = C.load_recipe(recipe_path)
+        name = recipe_path.stem
+    _apply_train_flags(cfg, data=data, epochs=epochs, batch_size=batch_size, seed=seed,
+                       device=device, meter=meter, skip_bad_audio=skip_bad_audio,
+                       max_steps_per_epoch=max_steps_per_epoch, cache_dir=cache_dir)
+    parse_stop_cli(cfg.stop, stop=stop, patience=patience, min_delta=min_delta,
+                   budget_kwh=budget_kwh, target_f1=target_f1, min_f1_per_kwh=min_f1_per_kwh,
+                   warmup=warmup, metric=metric, combine=combine)
+    if resume is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = out or Path("runs") / f"{name}-bs{cfg.train.batch_size}-seed{cfg.train.seed}-{stamp}"
+    result = run_training(cfg, run_dir, resume=resume is not None, force=force,
+                          report=lambda line: console.print(line), recipe_name=name)
+    if result.summary["status"] == "failed":
+        raise typer.Exit(1)
+    if result.summary["status"] == "interrupted":
+        raise typer.Exit(130)
+
 
 # --- energy commands (meters) -------------------------------------------------
 

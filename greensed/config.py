@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import sys
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,11 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from greensed.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass
@@ -166,7 +161,8 @@ def apply_dict(cfg: RunConfig, raw: dict[str, Any], where: str) -> RunConfig:
     sections = {f.name for f in dataclasses.fields(cfg)}
     for name, values in raw.items():
         if name not in sections:
-            raise ConfigError(f"{where}: unknown section [{name}]{_suggest(name, sorted(sections))}")
+            hint = _suggest(name, sorted(sections))
+            raise ConfigError(f"{where}: unknown section [{name}]{hint}")
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: [{name}] must be a table, got {values!r}")
         update_section(getattr(cfg, name), values, f"{where} [{name}]")

@@ -16,7 +16,8 @@ def make_teacher(student: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, step: int, max_alpha: float = 0.999) -> float:
+def ema_update(teacher: nn.Module, student: nn.Module, step: int,
+               max_alpha: float = 0.999) -> float:
     """teacher <- alpha * teacher + (1 - alpha) * student, alpha = min(1 - 1/(step+1), max).
 
     Early on alpha is small, so the teacher follows the student closely. Only

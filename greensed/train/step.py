@@ -1,0 +1,76 @@
+"""One mean-teacher training step, as in the DCASE 2022 baseline (docs/training.md)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from greensed.data.features import to_model_input
+
+
+@dataclass
+class Batch:
+    """Linear mels [B, T, F] ordered strong | weak | unlabelled, and their labels."""
+
+    mels: torch.Tensor
+    strong_labels: torch.Tensor  # [n_strong, C, T_out] float
+    weak_labels: torch.Tensor    # [n_weak, C] float
+
+    @property
+    def n_strong(self) -> int:
+        return self.strong_labels.shape[0]
+
+    @property
+    def n_weak(self) -> int:
+        return self.weak_labels.shape[0]
+
+
+def ramp(step: int, rampup_steps: int) -> float:
+    """Exponential ramp-up factor exp(-5 (1 - t)^2), t = min(step, ramp) / ramp."""
+    if rampup_steps <= 0:
+        return 1.0
+    t = min(step, rampup_steps) / rampup_steps
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, lam: float,
+          perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix a sub-batch with a permutation of itself; soft labels clamped to [0, 1]."""
+    perm = perm.to(x.device)
+    return lam * x + (1 - lam) * x[perm], (lam * y + (1 - lam) * y[perm]).clamp(0, 1)
+
+
+def train_step(student: nn.Module, teacher: nn.Module, batch: Batch, *,
+               consistency_weight: float, mixup_p: float, mixup_alpha: float,
+               rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """Forward student and teacher on one composed batch; return the loss terms.
+
+    The caller does backward/optimizer/EMA. No host-device sync happens here:
+    random draws come from a CPU generator and losses stay tensors.
+    """
+    mels, y_strong, y_weak = batch.mels, batch.strong_labels, batch.weak_labels
+    s, w = batch.n_strong, batch.n_weak
+    if mixup_p > 0 and rng.random() < mixup_p:
+        # The baseline mixes the linear mel (before log and scaling), the strong
+        # and weak sub-batches separately, each with its own lambda ~ Beta(a, a).
+        mels = mels.clone()
+        lam, perm = rng.beta(mixup_alpha, mixup_alpha), rng.permutation(s)
+        mels[:s], y_strong = mixup(mels[:s], y_strong, lam, torch.from_numpy(perm))
+        lam, perm = rng.beta(mixup_alpha, mixup_alpha), rng.permutation(w)
+        mels[s:s + w], y_weak = mixup(mels[s:s + w], y_weak, lam, torch.from_numpy(perm))
+    x = to_model_input(mels)
+    strong_s, weak_s = student(x)
+    with torch.no_grad():  # the baseline runs the teacher in train mode, without gradients
+        strong_t, weak_t = teacher(x)
+    loss_strong = F.binary_cross_entropy(strong_s[:s], y_strong)
+    loss_weak = F.binary_cross_entropy(weak_s[s:s + w], y_weak)
+    cons_strong = F.mse_loss(strong_s, strong_t)
+    cons_weak = F.mse_loss(weak_s, weak_t)
+    total = loss_strong + loss_weak + consistency_weight * (cons_strong + cons_weak)
+    return {"strong": loss_strong, "weak": loss_weak, "consistency_strong": cons_strong,
+            "consistency_weak": cons_weak, "total": total}

@@ -1,0 +1,64 @@
+"""Validation of student and teacher: frame probabilities -> events -> F1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from greensed import config as C
+from greensed.data.desed import Subset
+from greensed.data.features import to_model_input
+from greensed.data.spec import CLASSES, OUT_FRAME_S
+from greensed.metrics.events import Events, decode
+from greensed.metrics.intersection import intersection_f1
+from greensed.metrics.weak import weak_f1
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, mels: torch.Tensor, batch_size: int = 64
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strong [N, C, T'] and weak [N, C] probabilities, kept on the model's device."""
+    model.eval()
+    strong, weak = [], []
+    for i in range(0, len(mels), batch_size):
+        s, w = model(to_model_input(mels[i:i + batch_size]))
+        strong.append(s)
+        weak.append(w)
+    return torch.cat(strong), torch.cat(weak)
+
+
+def validation_tensors(subset: Subset, device: torch.device) -> dict[str, Any]:
+    """Validation mels and labels on the device, and the reference events, built once."""
+    return {
+        "mels": torch.from_numpy(np.array(subset.mels)).to(device),
+        "strong": torch.from_numpy(subset.strong).to(device=device, dtype=torch.float32),
+        "weak": subset.weak.astype(np.uint8),
+        "events": Events.from_tuples(subset.events or []),
+    }
+
+
+def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
+             cfg: C.RunConfig) -> dict[str, Any]:
+    """Metrics for both models; the keys are those of docs/runlog.md."""
+    ec = cfg.eval
+    out: dict[str, Any] = {}
+    for name, model in (("student", student), ("teacher", teacher)):
+        strong, weak = predict(model, val["mels"])
+        out[f"{name}_loss_strong"] = F.binary_cross_entropy(strong, val["strong"]).item()
+        probs = strong.float().cpu().numpy()
+        det = decode(probs, threshold=ec.threshold, median_window=ec.median_window,
+                     frame_s=OUT_FRAME_S, clip_s=cfg.features.clip_s)
+        res = intersection_f1(det, val["events"], n_classes=len(CLASSES),
+                              durations_s=cfg.features.clip_s, dtc=ec.dtc, gtc=ec.gtc,
+                              cttc=ec.cttc)
+        out[f"{name}_f1"] = float(res.macro_f1)
+        out[f"{name}_class_f1"] = [float(v) for v in res.f1]
+        w_macro, _ = weak_f1(weak.float().cpu().numpy(), val["weak"], threshold=ec.threshold)
+        out[f"{name}_weak_f1"] = float(w_macro)
+    student.train()
+    teacher.train()
+    return out
