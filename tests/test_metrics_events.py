@@ -57,11 +57,13 @@ def test_decode_default_window_removes_short_blips():
     assert_events(ev, [(0, 0, 50 * FRAME_S, 60 * FRAME_S)])
 
 
-@pytest.mark.parametrize("window", [1, 2, 3, 6, 7, 9, 25])
+@pytest.mark.parametrize("window", [1, 2, 3, 6, 7, 9, 25, 31, 32, 41])
 def test_median_filter_equals_scipy(window):
     ndimage = pytest.importorskip("scipy.ndimage")
     rng = np.random.default_rng(window)
     for frames in (1, 4, 7, 30, 156):
+        if window // 2 >= 4 * frames:
+            continue  # beyond the documented range (scipy's border wraps differently)
         for p in (0.2, 0.5, 0.8):
             x = rng.random((6, 3, frames)) < p
             ref = ndimage.median_filter(x, size=(1, 1, window))

@@ -112,11 +112,12 @@ def median_filter_binary(binary: np.ndarray, window: int) -> np.ndarray:
     """Median filter of a boolean array along its last axis, equal to scipy's.
 
     Same output as ``scipy.ndimage.median_filter(binary, size=(1, ..., window))``
-    with the default ``mode='reflect'`` (``d c b a | a b c d | d c b a``). The median of
+    with the default ``mode='reflect'`` (``d c b a | a b c d | d c b a``), for any window
+    shorter than 8 times the signal (always, for 7 of 156 frames). The median of
     ``window`` binary values is a vote: for an odd window, 1 when at least
     ``window // 2 + 1`` values are 1; scipy takes rank ``window // 2`` of the sorted
     window, so for any window the output is 1 when at least ``window - window // 2`` are.
-    Window counts come from a cumulative sum, so the cost does not grow with ``window``.
+    Window counts come from shifted adds (small windows) or a cumulative sum.
     """
     binary = np.asarray(binary, dtype=bool)
     if window < 1:
@@ -128,16 +129,24 @@ def median_filter_binary(binary: np.ndarray, window: int) -> np.ndarray:
     right = window - 1 - left
     n = binary.shape[-1]
     if max(left, right) > n:
-        # Reflection wraps more than once; np.pad's 'symmetric' repeats it like scipy.
-        pad_width = [(0, 0)] * (binary.ndim - 1) + [(left, right)]
-        padded = np.pad(binary, pad_width, mode="symmetric")
+        # The window is wider than the signal: reflect periodically (period 2n). This equals
+        # scipy while window // 2 < 4 n; beyond that scipy's rank filter wraps differently.
+        i = np.arange(-left, n + right) % (2 * n)
+        padded = binary[..., np.where(i >= n, 2 * n - 1 - i, i)]
     else:
         padded = np.concatenate(
             [binary[..., :left][..., ::-1], binary, binary[..., n - right :][..., ::-1]], axis=-1
         )
-    csum = np.zeros(padded.shape[:-1] + (padded.shape[-1] + 1,), dtype=np.int32)
-    np.cumsum(padded, axis=-1, dtype=np.int32, out=csum[..., 1:])
-    ones = csum[..., window:] - csum[..., :-window]
+    if window <= 31:
+        # A few shifted uint8 adds beat a cumulative sum (3x faster at window 7).
+        padded = padded.view(np.uint8)
+        ones = padded[..., :n].copy()
+        for j in range(1, window):
+            ones += padded[..., j : j + n]
+    else:
+        csum = np.zeros(padded.shape[:-1] + (padded.shape[-1] + 1,), dtype=np.int32)
+        np.cumsum(padded, axis=-1, dtype=np.int32, out=csum[..., 1:])
+        ones = csum[..., window:] - csum[..., :-window]
     return ones >= window - window // 2
 
 
@@ -162,13 +171,13 @@ def decode(
         raise ValueError(f"probs must be [clips, classes, frames], got shape {probs.shape}")
     n_clips, n_classes, n_frames = probs.shape
     active = median_filter_binary(probs > threshold, median_window)
-    # Pad one inactive frame each side so every run has a rising and a falling edge.
-    flat = np.zeros((n_clips * n_classes, n_frames + 2), dtype=np.int8)
+    # Pad one inactive frame each side so every run has a rising and a falling edge; in
+    # row-major order a row's edges then alternate rise, fall, rise, fall ...
+    flat = np.zeros((n_clips * n_classes, n_frames + 2), dtype=bool)
     flat[:, 1:-1] = active.reshape(n_clips * n_classes, n_frames)
-    edges = np.diff(flat, axis=1)
-    # Row-major order: a row's rising edges and falling edges alternate and pair up in order.
-    row_on, start = np.nonzero(edges == 1)
-    _, end = np.nonzero(edges == -1)
+    change = np.flatnonzero(flat[:, 1:] ^ flat[:, :-1])
+    row, col = np.divmod(change, n_frames + 1)
+    row_on, start, end = row[0::2], col[0::2], col[1::2]
     onset = np.clip(start * frame_s, 0.0, clip_s)
     offset = np.clip(end * frame_s, 0.0, clip_s)
     return Events(row_on // n_classes, row_on % n_classes, onset, offset)
