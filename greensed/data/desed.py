@@ -26,7 +26,6 @@ from greensed.data.synth import LAYOUT, SUBSETS, ensure_synth
 from greensed.data.tsv import read_strong_tsv, read_weak_tsv
 from greensed.errors import DataError
 
-
 # The CRNN pools time by 4 (626 feature frames -> 156 output frames).
 TIME_POOLING = 4
 

@@ -441,8 +441,9 @@ def _write_clip(job: tuple[Path, str, int, int, SynthPreset]
 
 
 def _marker(preset: SynthPreset, seed: int) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "seed": seed,
-            "preset": dataclasses.asdict(preset)}
+    # Through JSON so that it compares equal to a marker read back (tuples -> lists).
+    return json.loads(json.dumps({"generator_version": GENERATOR_VERSION, "seed": seed,
+                                  "preset": dataclasses.asdict(preset)}))
 
 
 def generate(out_dir: str | Path, preset: str | SynthPreset = "quick", seed: int = 0, *,

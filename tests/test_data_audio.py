@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from greensed.data.audio import fit_length, load_clip
+from greensed.errors import DataError
+
+
+def test_stereo_44k_short_file_to_mono_16k_10s(tmp_path):
+    sr = 44100
+    t = np.arange(7 * sr) / sr
+    left = 0.4 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([left, 0.5 * left], axis=1)  # mono mix: 0.75 * left
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo, sr, subtype="FLOAT")
+    clip = load_clip(path)
+    assert clip.wave.shape == (160000,) and clip.wave.dtype == np.float32
+    assert clip.duration_s == pytest.approx(7.0) and clip.shift_s == 0.0
+    middle = clip.wave[16000:6 * 16000]
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.01)
+    # Zero padding at the end, after 7 s (plus the resampler's few-sample tail).
+    assert np.all(clip.wave[7 * 16000 + 64:] == 0)
+    # 440 Hz survives resampling: spectral peak of the middle at 440 Hz.
+    spec = np.abs(np.fft.rfft(middle))
+    assert np.fft.rfftfreq(len(middle), 1 / 16000)[spec.argmax()] == pytest.approx(440, abs=1)
+
+
+def test_long_file_centre_crop(tmp_path):
+    data = np.random.default_rng(0).uniform(-0.5, 0.5, 12 * 16000)
+    path = tmp_path / "long.wav"
+    sf.write(path, data, 16000, subtype="FLOAT")
+    clip = load_clip(path)
+    assert clip.shift_s == 1.0 and clip.duration_s == 12.0
+    np.testing.assert_array_equal(clip.wave, data[16000:176000].astype(np.float32))
+
+
+def test_pcm16_scaling(tmp_path):
+    path = tmp_path / "pcm.wav"
+    sf.write(path, np.full(16000, 0.5), 16000, subtype="PCM_16")
+    wave = load_clip(path).wave
+    assert wave[:16000] == pytest.approx(0.5, abs=1e-4) and np.all(wave[16000:] == 0)
+
+
+def test_fit_length():
+    w, start = fit_length(np.arange(5.0), 3)
+    assert start == 1 and w.tolist() == [1.0, 2.0, 3.0]
+    w, start = fit_length(np.arange(2.0), 4)
+    assert start == 0 and w.tolist() == [0.0, 1.0, 0.0, 0.0]
+
+
+def test_unreadable_and_missing(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav file")
+    with pytest.raises(DataError, match=r"bad\.wav: cannot read audio"):
+        load_clip(bad)
+    with pytest.raises(DataError, match=r"gone\.wav: cannot read audio"):
+        load_clip(tmp_path / "gone.wav")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0), 16000)
+    with pytest.raises(DataError, match=r"empty\.wav: audio file has no samples"):
+        load_clip(empty)
