@@ -21,7 +21,8 @@ from greensed.errors import DataError
 __all__ = ["Events", "decode", "median_filter_binary"]
 
 
-@dataclass(frozen=True)
+# eq=False: element-wise array equality has no single truth value.
+@dataclass(frozen=True, eq=False)
 class Events:
     """Events as parallel 1-D arrays: clip index, class index, onset and offset in seconds."""
 

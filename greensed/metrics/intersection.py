@@ -41,7 +41,7 @@ __all__ = ["F1Result", "intersection_f1"]
 _TIME_DECIMALS = 6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class F1Result:
     """Per-class counts and scores (arrays of length n_classes) and their macro average."""
 
@@ -191,9 +191,8 @@ def intersection_f1(
             d_key[~dtc_ok], d_on[~dtc_ok], d_off[~dtc_ok], g_key, g_on, g_off, n_classes, cttc
         )
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 1.0)
-        recall = np.where(n_ref > 0, tp / np.maximum(n_ref, 1), np.nan)
+    precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 1.0)
+    recall = np.where(n_ref > 0, tp / np.maximum(n_ref, 1), np.nan)
     denom = 2 * tp + fp + fn
     f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), zero_division).astype(np.float64)
     macro = float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan")
