@@ -92,7 +92,8 @@ def load_grid(path: str | Path) -> Grid:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
-    extra = set(raw) - {"grid", "overrides", "recipe"}
+    # [slurm]: launcher resources, read by greensed.launch (docs/cluster.md).
+    extra = set(raw) - {"grid", "overrides", "recipe", "slurm"}
     if extra:
         first = sorted(extra)[0]
         what = f"section [{first}]" if isinstance(raw[first], dict) else f"key '{first}'"

@@ -1,37 +1,122 @@
-"""One line per run directory: where each run stands (reads run logs only)."""
+"""One line per run directory: where each run stands (reads run logs only).
+
+Besides the run log, a grid cell launched by `greensed reproduce` holds
+``launch.json`` (written by the launcher, see docs/cluster.md): it makes a
+cell visible before its run log exists (queued) and keeps the error of a cell
+that failed before the trainer wrote anything.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from greensed import runlog
 from greensed.study.report import DEFAULT_METRIC, _config, run_total_kwh
 from greensed.study.tables import Table, decimals_for
 
 LOCK_FILE = "lock"
+LAUNCH_FILE = "launch.json"
 
 
-def run_state(run: runlog.RunLog) -> str:
-    """`finished`, `interrupted`, `diverged`, `failed` (from summary.json),
-    `running` (lock present, no summary yet) or `incomplete` (neither)."""
-    if run.summary and run.summary.get("status"):
-        return str(run.summary["status"])
-    return "running" if (run.run_dir / LOCK_FILE).exists() else "incomplete"
+def lock_held(run_dir: Path) -> bool | None:
+    """Whether a trainer holds ``run_dir/lock`` now: True/False when the lock
+    line ("pid N on HOST") names this host, None when that cannot be told (no
+    such line, or another host). The file outlives its holder, so its
+    existence says nothing; the kernel's flock table (/proc/locks) does."""
+    path = run_dir / LOCK_FILE
+    try:
+        words = path.read_text().split()
+        inode = path.stat().st_ino
+    except OSError:
+        return None
+    if len(words) != 4 or words[0] != "pid" or words[2] != "on" or not words[1].isdigit():
+        return None
+    if words[3] != socket.gethostname():
+        return None
+    try:
+        locks = Path("/proc/locks").read_text().splitlines()
+    except OSError:  # not Linux: fall back to whether the named process lives
+        try:
+            os.kill(int(words[1]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF": device:inode in field 6.
+    return any(len(f) > 5 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode)
+               for f in (line.split() for line in locks))
+
+
+def run_state(run: runlog.RunLog, launch: dict[str, Any] | None = None) -> str:
+    """`running` (a live trainer holds the lock), `queued` (submitted by the
+    launcher, not started yet), `failed` (summary or launcher error),
+    `finished`, `interrupted`, `diverged` (from summary.json), else
+    `incomplete` (a trainer died without a summary)."""
+    alive = lock_held(run.run_dir)
+    status = (run.summary or {}).get("status")
+    if alive:
+        return "running"
+    launch = launch or {}
+    # A resubmitted cell keeps its old summary until the new attempt ends.
+    if launch.get("state") == "submitted" and status != "finished":
+        return "queued"
+    if launch.get("state") == "failed" and status != "finished":
+        return "failed"
+    if status:
+        return str(status)
+    if alive is None and (run.run_dir / LOCK_FILE).exists():
+        return "running"  # a lock we cannot check (another host): trust it
+    return "incomplete"
+
+
+def find_cells(paths: Sequence[str | Path]) -> list[Path]:
+    """Run directories (with a run log) and launched grid cells (with
+    launch.json) at or below ``paths``, sorted."""
+    found = set(runlog.find_runs([p for p in paths if not (Path(p) / LAUNCH_FILE).exists()]))
+    for p in map(Path, paths):
+        if (p / LAUNCH_FILE).exists():
+            found.add(p)
+        elif p.is_dir():
+            found.update(f.parent for f in p.rglob(LAUNCH_FILE))
+    return sorted(found)
+
+
+def _load(path: Path) -> runlog.RunLog:
+    if (path / runlog.EPOCHS_FILE).exists():
+        return runlog.load_run(path)
+    cfg = path / runlog.CONFIG_FILE
+    return runlog.RunLog(run_dir=path, epochs=[], summary=runlog.read_summary(path),
+                         config_text=cfg.read_text(encoding="utf-8") if cfg.exists() else None,
+                         hardware=runlog.read_json(path / runlog.HARDWARE_FILE))
 
 
 def status_table(run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC) -> Table:
     t = Table("Runs", ["Run", "State", "Epochs", "Best F1", "Last F1", "kWh", "Stop reason"])
-    for path in runlog.find_runs(run_dirs):
-        run = runlog.load_run(path)
+    for path in find_cells(run_dirs):
+        run = _load(path)
+        launch = runlog.read_json(path / LAUNCH_FILE) or {}
+        state = run_state(run, launch)
         planned = _config(run).get("train", {}).get("epochs")
         values = [(r.get("epoch"), runlog.metric(r, metric)) for r in run.epochs]
         scored = [(v, e) for e, v in values if isinstance(v, (int, float)) and v == v]
         best = max(scored, key=lambda ve: ve[0], default=None)
         last = values[-1][1] if values else None
         kwh = run_total_kwh(run) if run.epochs else None
-        reason = (run.summary or {}).get("stop_reason") or (run.summary or {}).get("error")
-        t.add([str(path), run_state(run),
+        summary = run.summary or {}
+        if state == "failed":
+            reason = launch.get("error") or summary.get("error") or summary.get("stop_reason")
+        elif state == "queued":
+            reason = f"job {launch['job_id']}" if launch.get("job_id") else "waiting"
+        elif state == "running":
+            reason = f"epoch {len(run.epochs) + 1}"
+        else:
+            reason = summary.get("stop_reason") or summary.get("error")
+        t.add([str(path), state,
                f"{len(run.epochs)}/{planned}" if planned else str(len(run.epochs)),
                f"{best[0] * 100:.1f}% @{best[1]}" if best else "-",
                f"{last * 100:.1f}%" if isinstance(last, (int, float)) else "-",

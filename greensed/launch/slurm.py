@@ -1,0 +1,129 @@
+"""The SLURM launcher: one job-array task per grid cell, through submitit.
+
+Each task runs `CellJob`, a submitit Checkpointable. On preemption or near
+the time limit SLURM sends SIGUSR2 (submitit asks for it): CellJob turns it
+into the trainer's clean stop (as SIGTERM: the partial epoch's energy is
+measured into lost.jsonl), then lets submitit requeue the same task, which
+resumes the cell from checkpoints/last.pt. See docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from greensed import runlog
+from greensed.launch.cell import run_cell
+from greensed.launch.local import last_log_line, outcome_from_dir
+from greensed.launch.plan import CellPlan, Resources, mark, prepare
+from greensed.launch.reproduce import CellOutcome, Progress
+from greensed.study.status import LAUNCH_FILE
+
+SUBMITIT_DIR = ".submitit"
+# Requeues after a time-out before submitit gives up; preemptions do not count.
+MAX_TIMEOUT_REQUEUES = 20
+
+
+class CellJob(submitit.helpers.Checkpointable):
+    """One grid cell as a SLURM task. ``checkpoint()`` (inherited) resubmits the
+    same call; `run_cell` then sees the run log and resumes."""
+
+    def __call__(self, run_dir: str) -> dict[str, Any]:
+        from greensed.train.loop import StopSignal
+
+        requeue = signal.getsignal(signal.SIGUSR2)  # submitit's checkpoint-and-requeue
+        asked: list[int] = []
+
+        def on_usr2(signum: int, frame: Any) -> None:
+            asked.append(signum)
+            stop = signal.getsignal(signal.SIGTERM)
+            if isinstance(stop, StopSignal):  # training: stop after this step, cleanly
+                stop(signal.SIGTERM, frame)
+            elif callable(requeue):  # not training yet: nothing to save, requeue now
+                requeue(signum, frame)
+
+        signal.signal(signal.SIGUSR2, on_usr2)
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
+        summary = run_cell(run_dir, threads=threads,
+                           report=lambda line: print(line, flush=True))
+        if asked and summary.get("status") == "interrupted" and callable(requeue):
+            requeue(signal.SIGUSR2, None)  # checkpoint() + scontrol requeue + exit
+        return summary
+
+
+def make_executor(folder: Path, name: str, res: Resources) -> submitit.AutoExecutor:
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
+                                     slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES)
+    params: dict[str, Any] = dict(name=name, timeout_min=res.time_min, nodes=1,
+                                  tasks_per_node=1, slurm_array_parallelism=res.max_parallel)
+    if res.partition:
+        params["slurm_partition"] = res.partition
+    if res.gpus_per_run:
+        params["gpus_per_node"] = res.gpus_per_run
+    if res.cpus_per_run:
+        params["cpus_per_task"] = res.cpus_per_run
+    executor.update_parameters(**params)
+    return executor
+
+
+def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
+              progress: Progress, *, wait: bool = True,
+              poll_s: float = 2.0) -> list[CellOutcome]:
+    """Submit the cells as one job array; with ``wait``, follow them to the end."""
+    folder = (out / SUBMITIT_DIR).resolve()
+    executor = make_executor(folder, f"greensed-{grid_name}", res)
+    for plan in plans:
+        prepare(plan, "slurm")
+    jobs = executor.map_array(CellJob(), [str(p.run_dir) for p in plans])
+    for plan, job in zip(plans, jobs, strict=True):
+        # The marker makes the cell "queued" for `greensed status` until it starts.
+        prepare(plan, "slurm", job_id=str(job.job_id), log=str(job.paths.stdout))
+        progress.report(f"submitted {plan.label} as SLURM job {job.job_id}")
+    if not wait:
+        return [CellOutcome(p, "submitted") for p in plans]
+    pending = dict(zip([j.job_id for j in jobs], zip(plans, jobs, strict=True), strict=True))
+    started: dict[str, float] = {}
+    outcomes: list[CellOutcome] = []
+    try:
+        while pending:
+            for job_id, (plan, job) in list(pending.items()):
+                launch = runlog.read_json(plan.run_dir / LAUNCH_FILE) or {}
+                if job_id not in started and launch.get("state") != "submitted":
+                    started[job_id] = time.monotonic()
+                    progress.started(plan, f" (job {job_id})")
+                if not job.done():
+                    continue
+                del pending[job_id]
+                t0 = started.get(job_id, time.monotonic())
+                outcome = outcome_from_dir(plan, time.monotonic() - t0, job_error(job))
+                launch = runlog.read_json(plan.run_dir / LAUNCH_FILE) or {}
+                if outcome.state == "failed" and launch.get("state") != "failed":
+                    # Killed (no summary, no error of its own): keep SLURM's word for status.
+                    mark(plan.run_dir, state="failed", error=outcome.error)
+                progress.ended(outcome)
+                outcomes.append(outcome)
+            if pending:
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        progress.report("stopped waiting; the jobs keep running (follow them with "
+                        f"`greensed status {out}`)")
+        outcomes += [CellOutcome(p, "submitted") for p, _ in pending.values()]
+    return outcomes
+
+
+def job_error(job: submitit.Job[Any]) -> str | None:
+    """The last line of a finished job's error, if it failed."""
+    try:
+        job.result()
+    except submitit.core.utils.UncompletedJobError as exc:
+        return f"job {job.job_id} {job.state.lower()}: " + (
+            str(exc).strip().splitlines() or ["no result"])[0]
+    except Exception as exc:
+        err = last_log_line(Path(job.paths.stderr))
+        return err or str(exc).strip().splitlines()[-1]
+    return None
