@@ -201,6 +201,48 @@ def _emit_tables(tables: list, fmt: str) -> None:
         typer.echo(render(table, fmt), nl=False)
 
 
+@app.command("reproduce")
+def reproduce_cmd(
+    grid_recipe: Path = typer.Argument(..., help="Grid recipe TOML (e.g. recipes/paper/grid.toml)."),
+    data: Path | None = typer.Option(None, help="DESED root or dataset TOML for every cell (overrides data.path)."),
+    out: Path | None = typer.Option(None, help="Output folder; cells go to OUT/<batch>/<seed>/ (default runs/<grid name>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and what would happen (skip/resume/start); run nothing."),
+    launcher: str = typer.Option("local", help="local | slurm"),
+    max_parallel: int | None = typer.Option(None, help="Cells at once (local: subprocesses; slurm: array parallelism)."),
+    partition: str | None = typer.Option(None, help="SLURM partition."),
+    gpus_per_run: int | None = typer.Option(None, help="SLURM: GPUs per cell."),
+    cpus_per_run: int | None = typer.Option(None, help="CPUs (threads) per cell."),
+    time_min: int | None = typer.Option(None, help="SLURM time limit per job in minutes (a cell that runs longer is requeued and resumed)."),
+    meter: str | None = typer.Option(None, help="Meter for every cell: auto | codecarbon | nvml | constant:WATTS"),
+    epochs: int | None = typer.Option(None, help="Epoch cap for every cell."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="slurm: follow the jobs to the end, or submit and return."),
+) -> None:
+    """Run every cell of a grid recipe (finished cells are skipped, unfinished ones resumed)."""
+    from greensed.launch import reproduce
+    from greensed.launch.plan import resolve_resources
+    from greensed.study.status import status_table
+
+    res = resolve_resources(grid_recipe, partition=partition, gpus_per_run=gpus_per_run,
+                            cpus_per_run=cpus_per_run, time_min=time_min,
+                            max_parallel=max_parallel)
+    t0 = time.monotonic()
+    result = reproduce(grid_recipe, out=out, data=str(data) if data else None, epochs=epochs,
+                       meter=meter, launcher=launcher, resources=res, dry_run=dry_run,
+                       wait=wait, report=typer.echo)
+    if dry_run:
+        return
+    typer.echo("")
+    _emit_tables([status_table([result.out])], "table")
+    failed = result.failed
+    typer.echo(f"\n{len(result.plans)} cells in {time.monotonic() - t0:.0f} s"
+               + (f"; {len(failed)} failed: " + ", ".join(o.plan.label for o in failed)
+                  if failed else ""))
+    if failed:
+        raise typer.Exit(1)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
 @app.command("report")
 def report_cmd(
     run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
