@@ -89,7 +89,7 @@ def train(
     stop: list[str] | None = typer.Option(None, help="Stopping policy: plateau, budget, target, marginal, max-epochs (repeatable)"),
     patience: int | None = typer.Option(None, help="plateau: epochs without improvement"),
     min_delta: float | None = typer.Option(None, help="plateau: minimum improvement"),
-    warmup: int | None = typer.Option(None, help="policies: epochs before any may stop"),
+    warmup: int | None = typer.Option(None, help="plateau/marginal: epochs before they may stop"),
     budget_kwh: float | None = typer.Option(None, help="budget: kWh ceiling"),
     target_f1: float | None = typer.Option(None, help="target: stop when the metric reaches this"),
     min_f1_per_kwh: float | None = typer.Option(None, help="marginal: minimum F1 gain per kWh"),

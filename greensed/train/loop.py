@@ -156,11 +156,14 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
         ds = load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
                           preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
                           skip_bad_audio=cfg.data.skip_bad_audio)
-        meter = meter or make_meter(cfg.meter.spec, device=device.type,
+        meter = meter or make_meter(cfg.meter.spec, device=str(device),
                                     tracking_mode=cfg.meter.tracking_mode)
+        meter.start()  # before describe(): CodeCarbon knows its methods only once started
         if getattr(policy, "requires_energy", False) and _meter_unavailable(meter):
+            meter.close()
             raise ConfigError(
-                f"budget policy needs energy readings but meter '{meter.name}' is unavailable")
+                f"stopping policy {cfg.stop.policies} needs energy readings but meter "
+                f"'{meter.name}' is unavailable ({meter.describe()})")
         R.write_config(run_dir, cfg)
         runlog.atomic_write_json(run_dir / runlog.HARDWARE_FILE, R.hardware_info(device))
         return _Run(cfg, run_dir, ds, device, meter, policy, shares, report, recipe_name).run(
@@ -259,7 +262,6 @@ class _Run:
             self.restore()
             self.account_lost_energy()
         self.report(self._banner(resume))
-        self.meter.start()
         status, decision_policy, reason, error = "finished", "", "", None
         try:
             with self.stop.installed():
@@ -299,9 +301,9 @@ class _Run:
         self.teacher.train()
         sums = torch.zeros(5, device=self.device)
         n = 0
-        t0 = time.monotonic()
         R.write_heartbeat(self.run_dir, epoch, 0.0)
         self.meter.begin_window()
+        t0 = time.monotonic()
         for idx in epoch_batches(self.data.sizes(), self.shares, tc.seed, epoch,
                                  tc.max_steps_per_epoch):
             factor = ramp(self.step, self.rampup_steps)
