@@ -340,6 +340,27 @@ def status_cmd(
     _emit_tables([status_table(run_dirs, metric)], fmt)
 
 
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory with checkpoints/best.pt"),
+    data: Path | None = typer.Option(None, help="Evaluate on this dataset's validation set instead"),
+    model: str | None = typer.Option(None, help="student | teacher (default: the model the stopping metric watched)"),
+    meter: str | None = typer.Option(None, help="Meter for the evaluation's own energy"),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+) -> None:
+    """PSDS1, PSDS2 (sed_scores_eval) and intersection F1 of the best checkpoint."""
+    from greensed.train.evaluate import evaluate as run_eval
+
+    res = run_eval(run_dir, data=str(data) if data else None, model=model, meter_spec=meter,
+                   device=device)
+    e = res["eval_energy"]
+    energy = f"{e['energy_kwh'] * 1000:.3f} Wh" if e.get("energy_kwh") is not None else e.get("energy_status")
+    typer.echo(f"{run_dir} ({res['model']}, epoch {res['checkpoint_epoch']}, {res['n_clips']} clips): "
+               f"PSDS1 {res['psds1']:.3f} | PSDS2 {res['psds2']:.3f} | intersection F1 "
+               f"{res['f1']:.3f} (DTC/GTC from the run's config; no-TP class = 0) | "
+               f"evaluation energy {energy} in {e['duration_s']:.1f} s -> {run_dir / 'psds.json'}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,80 @@
+"""Final evaluation of a run's best checkpoint: PSDS1, PSDS2 and intersection F1,
+with the energy of the evaluation itself. Writes RUN_DIR/psds.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from greensed import config as C
+from greensed import runlog
+from greensed.data.desed import load_dataset
+from greensed.data.spec import CLASSES, OUT_FRAME_S
+from greensed.energy import make_meter
+from greensed.errors import GreensedError
+from greensed.metrics.events import Events, decode
+from greensed.metrics.intersection import intersection_f1
+from greensed.metrics.psds import psds_scores
+from greensed.model.crnn import CRNN
+from greensed.train import rundir as R
+from greensed.train.loop import resolve_device
+from greensed.train.validate import predict
+
+PSDS_FILE = "psds.json"
+
+
+def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None = None,
+             meter_spec: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """Score ``checkpoints/best.pt`` on the run's validation set (or ``data``)."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / runlog.CONFIG_FILE
+    if not cfg_path.exists():
+        raise GreensedError(f"{run_dir}: not a run directory (no {runlog.CONFIG_FILE})")
+    cfg = C.from_toml_text(cfg_path.read_text(), str(cfg_path))
+    if data is not None:
+        cfg.data.path = data
+    ck = R.load_checkpoint(run_dir / R.CHECKPOINT_DIR / "best.pt")
+    # The model the stopping metric watched (teacher_f1 -> teacher) unless told.
+    which = model or ("student" if str(ck.get("metric", "")).startswith("student") else "teacher")
+    if which not in ("student", "teacher"):
+        raise GreensedError(f"--model {which!r}: expected student or teacher")
+    dev = resolve_device(device or cfg.train.device)
+    net = CRNN(n_classes=len(CLASSES), n_mels=cfg.features.n_mels)
+    net.load_state_dict(ck[which])
+    net.to(dev)
+    ds = load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
+                      preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
+                      skip_bad_audio=cfg.data.skip_bad_audio)
+    val = ds.validation
+    meter = make_meter(meter_spec or cfg.meter.spec, device=str(dev),
+                       tracking_mode=cfg.meter.tracking_mode)
+    meter.start()
+    meter.begin_window()
+    try:
+        mels = torch.from_numpy(val.mels[:]).to(dev)
+        strong, _ = predict(net, mels)
+        probs = strong.float().cpu().numpy()
+        truth = Events.from_tuples(val.events or [])
+        f1 = intersection_f1(
+            decode(probs, threshold=cfg.eval.threshold, median_window=cfg.eval.median_window,
+                   frame_s=OUT_FRAME_S, clip_s=cfg.features.clip_s),
+            truth, n_classes=len(CLASSES), durations_s=cfg.features.clip_s,
+            dtc=cfg.eval.dtc, gtc=cfg.eval.gtc, cttc=cfg.eval.cttc)
+        scores = psds_scores(probs, truth, list(val.files), list(CLASSES),
+                             durations_s=cfg.features.clip_s,
+                             median_window=cfg.eval.median_window, frame_s=OUT_FRAME_S)
+    finally:
+        reading = meter.end_window()
+        meter.close()
+    result = {
+        "schema": runlog.SCHEMA_VERSION, "model": which, "checkpoint_epoch": ck.get("epoch"),
+        "psds1": scores["psds1"], "psds2": scores["psds2"],
+        "n_thresholds": scores.get("n_thresholds"), "f1": float(f1.macro_f1),
+        "class_f1": f1.per_class(list(CLASSES)), "n_clips": len(val),
+        "data": cfg.data.path or f"synthetic:{cfg.data.preset}-seed{cfg.data.synth_seed}",
+        "eval_energy": {**reading.to_record(), "duration_s": reading.duration_s},
+    }
+    runlog.atomic_write_json(run_dir / PSDS_FILE, result)
+    return result
