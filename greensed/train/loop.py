@@ -35,6 +35,10 @@ from greensed.train.validate import validate, validation_tensors
 
 Reporter = Callable[[str], None]
 
+# Seconds between heartbeats within an epoch: after a kill -9 the lost partial
+# epoch is estimated from the last heartbeat's elapsed time (docs/reliability.md).
+HEARTBEAT_S = 5.0
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -149,6 +153,13 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
             raise GreensedError(f"{run_dir}: nothing to resume (no run log or checkpoint)")
     if not resume and (run_dir / runlog.EPOCHS_FILE).exists():
         raise GreensedError(f"{run_dir}: already holds a run; use --resume or another --out")
+    # Built (not started) before the run dir exists: a bad --meter, or a budget
+    # with --meter none, fails without leaving a directory behind.
+    meter = meter or make_meter(cfg.meter.spec, device=str(device),
+                                tracking_mode=cfg.meter.tracking_mode)
+    needs_energy = bool(getattr(policy, "requires_energy", False))
+    if needs_energy and _meter_unavailable(meter):
+        raise _no_energy_error(cfg, meter)
     R.check_writable(run_dir)
     with R.RunLock(run_dir):
         if resume:
@@ -156,14 +167,10 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
         ds = load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
                           preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
                           skip_bad_audio=cfg.data.skip_bad_audio)
-        meter = meter or make_meter(cfg.meter.spec, device=str(device),
-                                    tracking_mode=cfg.meter.tracking_mode)
         meter.start()  # before describe(): CodeCarbon knows its methods only once started
-        if getattr(policy, "requires_energy", False) and _meter_unavailable(meter):
+        if needs_energy and _meter_unavailable(meter):
             meter.close()
-            raise ConfigError(
-                f"stopping policy {cfg.stop.policies} needs energy readings but meter "
-                f"'{meter.name}' is unavailable ({meter.describe()})")
+            raise _no_energy_error(cfg, meter)
         R.write_config(run_dir, cfg)
         runlog.atomic_write_json(run_dir / runlog.HARDWARE_FILE, R.hardware_info(device))
         return _Run(cfg, run_dir, ds, device, meter, policy, shares, report, recipe_name).run(
@@ -173,6 +180,12 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
 def _meter_unavailable(meter: Meter) -> bool:
     methods = meter.describe()
     return bool(methods) and all(m == "unavailable" for m in methods.values())
+
+
+def _no_energy_error(cfg: C.RunConfig, meter: Meter) -> ConfigError:
+    return ConfigError(
+        f"stopping policy {cfg.stop.policies} needs energy readings but meter "
+        f"'{meter.name}' is unavailable ({meter.describe()})")
 
 
 class _Run:
@@ -218,24 +231,42 @@ class _Run:
         ckpt_path = self.run_dir / R.CHECKPOINT_DIR / "last.pt"
         runlog.repair_epochs(self.run_dir)
         records = runlog.read_epochs(self.run_dir)
-        if not ckpt_path.exists():
-            if records:
-                raise GreensedError(f"{ckpt_path}: missing, cannot resume {len(records)} epochs")
-            return
-        ck = R.load_checkpoint(ckpt_path)
-        self.student.load_state_dict(ck["student"])
-        self.teacher.load_state_dict(ck["teacher"])
-        self.opt.load_state_dict(ck["optimizer"])
-        self.step = int(ck["step"])
-        torch.set_rng_state(ck["torch_rng"])
-        if ck.get("cuda_rng") and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(ck["cuda_rng"])
-        self.rng.bit_generator.state = ck["numpy_rng"]
-        # The log may be ahead of the checkpoint if we died between the two writes.
-        n = int(ck["epoch"])
+        n = 0  # epochs the checkpoint holds; none yet: start from the seed's init
+        if ckpt_path.exists():
+            ck = R.load_checkpoint(ckpt_path)
+            self.student.load_state_dict(ck["student"])
+            self.teacher.load_state_dict(ck["teacher"])
+            self.opt.load_state_dict(ck["optimizer"])
+            self.step = int(ck["step"])
+            torch.set_rng_state(ck["torch_rng"])
+            if ck.get("cuda_rng") and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(ck["cuda_rng"])
+            self.rng.bit_generator.state = ck["numpy_rng"]
+            n = int(ck["epoch"])
+        # The log may be one epoch ahead of the checkpoint if we died between the two writes.
+        if len(records) > n + 1:
+            held = f"holds epoch {n}" if ckpt_path.exists() else "is missing"
+            raise GreensedError(f"{ckpt_path}: {held} but the log has {len(records)} "
+                                "epochs; cannot resume")
         if len(records) > n:
+            self.drop_unsaved(records[n:])
             runlog.truncate_epochs(self.run_dir, n)
         self.history = records[:n]
+
+    def drop_unsaved(self, records: list[dict[str, Any]]) -> None:
+        """An epoch logged but not checkpointed is redone; its measured energy
+        moves to lost.jsonl so that the run's total still counts it (once)."""
+        hb = R.read_heartbeat(self.run_dir) or {}
+        seen = {(e.get("epoch"), e.get("record_time_utc")) for e in R.read_lost(self.run_dir)}
+        for r in records:
+            if (r["epoch"], r.get("time_utc")) in seen:
+                continue  # a resume that died before truncating already moved it
+            # The heartbeat of that same attempt must not add an estimate on top.
+            beat = f"{hb.get('pid')}:{r['epoch']}" if hb.get("epoch") == r["epoch"] else None
+            R.append_lost(self.run_dir, {
+                "epoch": r["epoch"], "kwh": r.get("energy_kwh"), "duration_s": r["duration_s"],
+                "how": "measured: finished epoch redone on resume (died before its checkpoint)",
+                "record_time_utc": r.get("time_utc"), "heartbeat_pid_epoch": beat})
 
     def account_lost_energy(self) -> None:
         """Energy of a partial epoch cut by a crash: measured when we stopped
@@ -280,6 +311,14 @@ class _Run:
         except GreensedError as exc:
             status, error = "failed", str(exc)
             raise
+        except OSError as exc:  # disk full, run dir removed or read-only mid-run
+            status = "failed"
+            error = (f"cannot write the run log or a checkpoint ({exc}); the finished epochs "
+                     "are intact: free space or fix the directory, then use --resume")
+            raise GreensedError(error) from None
+        except Exception as exc:  # never leave a summary that says "finished"
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             self.meter.close()
             if status == "interrupted":
@@ -291,7 +330,14 @@ class _Run:
                 reason = "diverged: non-finite loss; checkpoints/last.pt holds the last good epoch"
             elif status == "failed":
                 decision_policy, reason = "failed", error or "error"
-            summary = self.write_summary(status, decision_policy, reason, error)
+            try:
+                summary = self.write_summary(status, decision_policy, reason, error)
+            except OSError as exc:
+                if error is None:  # else that error is already on its way up: keep it
+                    raise GreensedError(
+                        f"{self.run_dir / runlog.SUMMARY_FILE}: cannot write ({exc}); "
+                        "epochs.jsonl is intact, use --resume") from None
+                summary = {}
         self.report(self._closing(summary))
         return TrainResult(self.run_dir, summary, self.history)
 
@@ -303,7 +349,7 @@ class _Run:
         n = 0
         R.write_heartbeat(self.run_dir, epoch, 0.0)
         self.meter.begin_window()
-        t0 = time.monotonic()
+        t0 = last_beat = time.monotonic()
         for idx in epoch_batches(self.data.sizes(), self.shares, tc.seed, epoch,
                                  tc.max_steps_per_epoch):
             factor = ramp(self.step, self.rampup_steps)
@@ -319,13 +365,15 @@ class _Run:
             ema_update(self.teacher, self.student, self.step, tc.ema_factor)
             sums += torch.stack([losses[k].detach() for k in LOSS_KEYS])
             n += 1
-            if n % 50 == 0:  # a periodic heartbeat, and a divergence check (one sync)
-                R.write_heartbeat(self.run_dir, epoch, time.monotonic() - t0)
-                if not torch.isfinite(sums).all():
-                    break
+            if n % 50 == 0 and not torch.isfinite(sums).all():  # one host sync
+                break
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic()
+                R.write_heartbeat(self.run_dir, epoch, last_beat - t0)
             if self.stop.signum is not None:
                 break
         train_s = time.monotonic() - t0
+        R.write_heartbeat(self.run_dir, epoch, train_s)  # a crash in validation loses no more
         mean = (sums / max(n, 1)).tolist()
         if self.stop.signum is not None or not all(math.isfinite(v) for v in mean):
             reading = self.meter.end_window()

@@ -1,0 +1,179 @@
+"""Reliability, in-process training failures: divergence, failed writes, disk
+full, no energy source. Each keeps the earlier log intact (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import quiet, tiny_config
+
+from greensed import runlog
+from greensed.energy.constant import UnavailableMeter
+from greensed.errors import ConfigError, GreensedError
+from greensed.train import loop
+from greensed.train import rundir as R
+from greensed.train.loop import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two torch threads on a shared 2-core machine spin against each other (5-10x slower).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def one_step_config(dataset: Path, cache: Path, epochs: int):
+    cfg = tiny_config(dataset, cache, epochs=epochs)
+    cfg.train.max_steps_per_epoch = 1
+    return cfg
+
+
+def last_epoch(run: Path) -> int:
+    return int(torch.load(run / "checkpoints/last.pt", weights_only=False)["epoch"])
+
+
+def enospc(path: Path) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_nan_loss_stops_diverged_with_last_good_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    real_step = loop.train_step
+    steps: list[int] = []
+
+    def nan_from_epoch_2(*args, **kwargs):
+        losses = real_step(*args, **kwargs)
+        steps.append(1)
+        if len(steps) > 1:  # one step per epoch: this is epoch 2
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(loop, "train_step", nan_from_epoch_2)
+    run = tmp_path / "run"
+    res = train(one_step_config(tiny_dataset, tmp_path / "cache", 3), run, report=quiet)
+    s = runlog.read_summary(run)
+    assert s["status"] == "diverged" and s["stop_policy"] == "diverged"
+    assert "non-finite loss" in s["stop_reason"] and s["epochs"] == 1 and len(steps) == 2
+    records = runlog.read_epochs(run, strict=True)
+    assert [r["epoch"] for r in records] == [1]
+    assert all(math.isfinite(v) for v in records[0]["loss"].values())
+    assert last_epoch(run) == 1
+    ck = torch.load(run / "checkpoints/last.pt", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in ck["student"].values() if v.is_floating_point())
+    (lost,) = R.read_lost(run)
+    assert lost["epoch"] == 2 and lost["how"] == "measured: partial epoch cut by divergence"
+    assert s["total_kwh"] == pytest.approx(records[0]["cumulative_kwh"] + lost["kwh"])
+    assert res.summary == s
+
+
+def test_failed_checkpoint_write_keeps_previous_and_resume_counts_the_epoch_once(
+        tiny_dataset, tmp_path, monkeypatch):
+    cfg = one_step_config(tiny_dataset, tmp_path / "cache", 1)
+    run = tmp_path / "run"
+    train(cfg, run, report=quiet)
+    before = (run / "checkpoints/last.pt").read_bytes()
+    cfg.train.epochs = 2
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):  # the temp file is written; the rename fails
+        if Path(dst).name == "last.pt":
+            raise enospc(dst)
+        return real_replace(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", replace)
+        with pytest.raises(GreensedError) as err:
+            train(cfg, run, resume=True, report=quiet)
+    msg = str(err.value)
+    assert "No space left on device" in msg and "--resume" in msg and "\n" not in msg
+    assert (run / "checkpoints/last.pt").read_bytes() == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert runlog.read_summary(run)["status"] == "failed"
+    logged = runlog.read_epochs(run, strict=True)
+    assert [r["epoch"] for r in logged] == [1, 2]  # logged, but not checkpointed
+
+    res = train(cfg, run, resume=True, report=quiet)
+    records = runlog.read_epochs(run, strict=True)
+    assert [r["epoch"] for r in records] == [1, 2] and records[0] == logged[0]
+    assert records[1]["time_utc"] >= logged[1]["time_utc"] and last_epoch(run) == 2
+    (lost,) = R.read_lost(run)  # the first try at epoch 2, measured, and no estimate on top
+    assert lost["epoch"] == 2 and lost["kwh"] == logged[1]["energy_kwh"]
+    assert lost["how"].startswith("measured: finished epoch redone")
+    s = res.summary
+    assert s["status"] == "finished" and s["lost_kwh"] == pytest.approx(lost["kwh"])
+    assert s["total_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records) + lost["kwh"])
+    assert records[1]["cumulative_kwh"] == pytest.approx(s["total_kwh"])
+
+
+def test_disk_full_on_log_append_stops_with_one_line_and_resume_repairs_torn_line(
+        tiny_dataset, tmp_path, monkeypatch):
+    cfg = one_step_config(tiny_dataset, tmp_path / "cache", 2)
+    run = tmp_path / "run"
+    real_append = runlog.append_epoch
+
+    def torn_from_epoch_2(run_dir, record):
+        if record["epoch"] == 1:
+            return real_append(run_dir, record)
+        line = json.dumps(record)
+        with open(Path(run_dir) / runlog.EPOCHS_FILE, "a") as fh:
+            fh.write(line[: len(line) // 2])  # half a line reached the disk
+        raise enospc(Path(run_dir) / runlog.EPOCHS_FILE)
+
+    with monkeypatch.context() as m:
+        m.setattr(runlog, "append_epoch", torn_from_epoch_2)
+        with pytest.raises(GreensedError) as err:
+            train(cfg, run, report=quiet)
+    msg = str(err.value)
+    assert "No space left on device" in msg and "epochs.jsonl" in msg and "\n" not in msg
+    with pytest.raises(GreensedError, match=r"epochs\.jsonl:2: not a JSON record"):
+        runlog.read_epochs(run, strict=True)
+    assert [r["epoch"] for r in runlog.read_epochs(run)] == [1]  # earlier record intact
+    s = runlog.read_summary(run)
+    assert s["status"] == "failed" and s["epochs"] == 1 and "No space left" in s["error"]
+    beat = R.read_heartbeat(run)
+    assert beat["epoch"] == 2 and beat["elapsed_s"] > 0  # written after the training steps
+
+    res = train(cfg, run, resume=True, report=quiet)
+    records = runlog.read_epochs(run, strict=True)  # the torn line is gone
+    assert [r["epoch"] for r in records] == [1, 2]
+    (lost,) = R.read_lost(run)  # the torn attempt: estimated from the heartbeat
+    assert lost["epoch"] == 2 and lost["how"].startswith("estimated")
+    assert lost["duration_s"] == beat["elapsed_s"]
+    assert lost["kwh"] == pytest.approx(records[0]["avg_power_w"] * beat["elapsed_s"] / 3.6e6)
+    assert res.summary["total_kwh"] == pytest.approx(
+        sum(r["energy_kwh"] for r in records) + lost["kwh"])
+
+
+def test_unavailable_meter_is_never_a_silent_zero(tiny_dataset, tmp_path):
+    cfg = one_step_config(tiny_dataset, tmp_path / "cache", 1)
+    cfg.meter.spec = "none"
+    run = tmp_path / "run"
+    res = train(cfg, run, report=quiet)
+    (r,) = runlog.read_epochs(run)
+    assert r["energy_kwh"] is None and r["cumulative_kwh"] is None and r["avg_power_w"] is None
+    assert r["energy_methods"] == {"all": "unavailable"}
+    assert r["energy_status"].startswith("unavailable: ")
+    assert res.summary["total_kwh"] is None and res.summary["status"] == "finished"
+    assert runlog.read_summary(run)["total_kwh"] is None
+
+
+@pytest.mark.parametrize("how", ["spec none", "meter object"])
+def test_budget_policy_refuses_an_unavailable_meter_before_the_run_dir(
+        tiny_dataset, tmp_path, how):
+    cfg = one_step_config(tiny_dataset, tmp_path / "cache", 1)
+    cfg.stop.policies = ["budget"]
+    cfg.stop.budget_kwh = 0.1
+    cfg.meter.spec = "none"
+    meter = UnavailableMeter("no RAPL and no NVML") if how == "meter object" else None
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"needs energy readings but meter 'unavailable' is "
+                                          r"unavailable"):
+        train(cfg, run, meter=meter, report=quiet)
+    assert not run.exists()
