@@ -8,6 +8,7 @@ reading -> log record -> checkpoints -> stop decision.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import signal
 import time
@@ -31,7 +32,7 @@ from greensed.model.teacher import ema_update, make_teacher
 from greensed.stopping import build_policy
 from greensed.train import rundir as R
 from greensed.train.step import Batch, ramp, train_step
-from greensed.train.validate import validate, validation_tensors
+from greensed.train.validate import METRICS, validate, validation_tensors
 
 Reporter = Callable[[str], None]
 
@@ -145,6 +146,7 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
     """Train one run into ``run_dir`` (see docs/training.md and docs/runlog.md)."""
     run_dir = Path(run_dir)
     shares = batch_composition(cfg.train.batch_size)
+    check_metric(cfg.stop.metric)
     policy = build_policy(cfg.stop, max_epochs=cfg.train.epochs)
     device = resolve_device(cfg.train.device)
     if resume and not (run_dir / runlog.EPOCHS_FILE).exists() and not (
@@ -175,6 +177,16 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
         runlog.atomic_write_json(run_dir / runlog.HARDWARE_FILE, R.hardware_info(device))
         return _Run(cfg, run_dir, ds, device, meter, policy, shares, report, recipe_name).run(
             resume)
+
+
+def check_metric(name: str) -> None:
+    """A misspelt metric would silently disable best.pt and the plateau policy."""
+    known = METRICS + tuple(f"loss.{k}" for k in LOSS_KEYS)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"stop.metric = {name!r}: unknown metric{hint}; choose from "
+                          + ", ".join(known))
 
 
 def _meter_unavailable(meter: Meter) -> bool:

@@ -17,6 +17,10 @@ from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import intersection_f1
 from greensed.metrics.weak import weak_f1
 
+# The scalar metrics validate() returns for each epoch (docs/runlog.md).
+METRICS = tuple(f"{who}_{m}" for who in ("student", "teacher")
+                for m in ("f1", "weak_f1", "loss_strong"))
+
 
 @torch.inference_mode()
 def predict(model: nn.Module, mels: torch.Tensor, batch_size: int = 64

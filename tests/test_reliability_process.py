@@ -1,0 +1,206 @@
+"""Reliability, whole processes: SIGTERM (preemption), kill -9, and a second
+trainer on the same run directory (docs/reliability.md).
+
+The trainer runs as a real `greensed train` subprocess; resumes run through
+`greensed.cli.main` in this process (no second start-up to pay).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from greensed import runlog
+from greensed.cli import main
+from greensed.config import FeatureConfig
+from greensed.data.desed import load_dataset
+from greensed.train import rundir as R
+
+# A `greensed train` that parks in the validation of epoch 2, after its training
+# steps (and their heartbeat), so that the test kills it mid-epoch every time.
+PARK_IN_EPOCH_2 = """
+import os, sys, time
+import greensed.train.loop as loop
+real_validate = loop.validate
+calls = []
+def validate(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        open(os.environ["GREENSED_TEST_PARKED"], "w").close()
+        time.sleep(600)
+    return real_validate(*args, **kwargs)
+loop.validate = validate
+from greensed.cli import main
+sys.argv = ["greensed", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two torch threads on a shared 2-core machine spin against each other (5-10x slower).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def cache(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Features extracted once here, so that subprocesses only read them."""
+    path = tmp_path_factory.mktemp("reliability-cache")
+    load_dataset(tiny_dataset, FeatureConfig(), cache_dir=path)
+    return path
+
+
+def train_args(dataset: Path, cache: Path, run: Path, epochs: int) -> list[str]:
+    return ["train", "--data", str(dataset), "--cache-dir", str(cache), "--out", str(run),
+            "--batch-size", "4", "--max-steps-per-epoch", "1", "--epochs", str(epochs),
+            "--meter", "constant:40"]
+
+
+def spawn(argv: list[str], **env: str) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout_s: float = 240) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"trainer exited {proc.returncode} early:\n{out}\n{err}")
+        if time.monotonic() - t0 > timeout_s:
+            proc.kill()
+            proc.communicate()
+            pytest.fail(f"timed out after {timeout_s} s")
+        time.sleep(0.05)
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object
+        ) -> tuple[int, str, str]:
+    """`greensed ARGS` in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["greensed", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def check_energy_ledger(run: Path, summary: dict) -> list[dict]:
+    """Epochs 1..N once each, cumulative energy monotonic, total = epochs + lost parts."""
+    records = runlog.read_epochs(run, strict=True)
+    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
+    cums = [r["cumulative_kwh"] for r in records]
+    assert cums == sorted(cums)
+    lost = R.read_lost(run)
+    lost_kwh = sum(e["kwh"] for e in lost)
+    assert summary["lost_kwh"] == pytest.approx(lost_kwh)
+    assert summary["total_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records)
+                                                 + lost_kwh)
+    # A part cut just now belongs to the next epoch, which has no record yet.
+    unrecorded = sum(e["kwh"] for e in lost if e["epoch"] > len(records))
+    assert cums[-1] + unrecorded == pytest.approx(summary["total_kwh"])
+    return records
+
+
+def test_sigterm_stops_cleanly_and_resume_completes(tiny_dataset, cache, tmp_path, monkeypatch,
+                                                    capsys):
+    run = tmp_path / "run"
+    proc = spawn([sys.executable, "-m", "greensed.cli",
+                  *train_args(tiny_dataset, cache, run, 1000)])
+    wait_for(lambda: len(runlog.read_epochs(run)) >= 1, proc)
+
+    # A second trainer while the first runs is refused by the lock, not interleaved.
+    code, _, err = cli(monkeypatch, capsys, "train", "--resume", run)
+    assert code == 2 and err == (f"error: {run}: run directory is in use by pid {proc.pid} on "
+                                 f"{os.uname().nodename}; wait for it or choose another --out\n")
+
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGTERM; resume with --resume" in out
+    s = runlog.read_summary(run)
+    assert s["status"] == "interrupted" and s["stop_policy"] == "interrupted"
+    records = check_energy_ledger(run, s)
+    k = len(records)
+    assert s["epochs"] == k and torch.load(run / "checkpoints/last.pt",
+                                           weights_only=False)["epoch"] == k
+    cut = R.read_lost(run)[-1]  # the epoch the signal cut, measured by the meter
+    assert cut["epoch"] == k + 1 and cut["how"] == "measured: partial epoch cut by a signal"
+
+    # Resuming with a different config is refused, naming the key; the log is untouched.
+    code, _, err = cli(monkeypatch, capsys, "train", "--resume", run, "--seed", "7")
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "train.seed: 42 -> 7" in err and "--force" in err
+    assert runlog.read_epochs(run) == records
+
+    code, out, _ = cli(monkeypatch, capsys, "train", "--resume", run, "--epochs", k + 1)
+    assert code == 0 and f"resuming at epoch {k + 1}" in out
+    s = runlog.read_summary(run)
+    assert s["status"] == "finished" and s["epochs"] == k + 1
+    after = check_energy_ledger(run, s)
+    assert after[:k] == records
+    assert after[k]["cumulative_kwh"] == pytest.approx(
+        records[-1]["cumulative_kwh"] + cut["kwh"] + after[k]["energy_kwh"])
+
+
+def test_kill_9_mid_epoch_then_resume_accounts_the_lost_part_once(
+        tiny_dataset, cache, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    parked = tmp_path / "parked"
+    proc = spawn([sys.executable, "-c", PARK_IN_EPOCH_2,
+                  *train_args(tiny_dataset, cache, run, 3)],
+                 GREENSED_TEST_PARKED=str(parked))
+    wait_for(parked.exists, proc)
+    beat = R.read_heartbeat(run)
+    proc.kill()  # SIGKILL: no handler, no flush, no summary
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert beat["epoch"] == 2 and beat["pid"] == proc.pid and beat["elapsed_s"] > 0
+    assert [r["epoch"] for r in runlog.read_epochs(run, strict=True)] == [1]
+    assert runlog.read_summary(run) is None and R.read_lost(run) == []
+
+    code, out, _ = cli(monkeypatch, capsys, "train", "--resume", run)
+    assert code == 0 and "resuming at epoch 2" in out  # the dead process's lock is gone
+    s = runlog.read_summary(run)
+    assert s["status"] == "finished" and s["epochs"] == 3
+    records = check_energy_ledger(run, s)
+    (lost,) = R.read_lost(run)
+    assert lost["epoch"] == 2 and lost["how"].startswith("estimated: elapsed time x mean power")
+    assert lost["duration_s"] == beat["elapsed_s"]
+    assert lost["kwh"] == pytest.approx(records[0]["avg_power_w"] * beat["elapsed_s"] / 3.6e6)
+    # The lost part is counted in epoch 2, the epoch it belongs to.
+    assert records[1]["cumulative_kwh"] == pytest.approx(
+        records[0]["cumulative_kwh"] + lost["kwh"] + records[1]["energy_kwh"])
+
+    # Resuming a finished run again counts nothing twice.
+    code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)
+    assert code == 0
+    assert R.read_lost(run) == [lost] and runlog.read_epochs(run) == records
+    assert runlog.read_summary(run)["total_kwh"] == pytest.approx(s["total_kwh"])
+
+
+def test_run_dir_locked_by_another_process_is_refused(tiny_dataset, cache, tmp_path,
+                                                      monkeypatch, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / R.LOCK_FILE, "a+") as holder:  # flock: per open file, even in one process
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write("pid 4242 on elsewhere\n")
+        holder.flush()
+        code, out, err = cli(monkeypatch, capsys, *train_args(tiny_dataset, cache, run, 1))
+    assert code == 2 and out == ""
+    assert err == (f"error: {run}: run directory is in use by pid 4242 on elsewhere; "
+                   "wait for it or choose another --out\n")
+    assert sorted(p.name for p in run.iterdir()) == [R.LOCK_FILE]
+    assert (run / R.LOCK_FILE).read_text() == "pid 4242 on elsewhere\n"
