@@ -28,10 +28,10 @@ from greensed.data.spec import CLASSES
 from greensed.energy import Meter, make_meter
 from greensed.errors import ConfigError, GreensedError
 from greensed.model.crnn import CRNN
-from greensed.model.teacher import ema_update, make_teacher
+from greensed.model.teacher import make_teacher
 from greensed.stopping import build_policy
 from greensed.train import rundir as R
-from greensed.train.step import Batch, ramp, train_step
+from greensed.train.step import Batch, optimize, ramp
 from greensed.train.validate import METRICS, validate, validation_tensors
 
 Reporter = Callable[[str], None]
@@ -364,17 +364,9 @@ class _Run:
         t0 = last_beat = time.monotonic()
         for idx in epoch_batches(self.data.sizes(), self.shares, tc.seed, epoch,
                                  tc.max_steps_per_epoch):
-            factor = ramp(self.step, self.rampup_steps)
-            for g in self.opt.param_groups:
-                g["lr"] = tc.lr * factor
-            losses = train_step(self.student, self.teacher, self.data.batch(idx),
-                                consistency_weight=tc.consistency_max * factor,
-                                mixup_p=tc.mixup_p, mixup_alpha=tc.mixup_alpha, rng=self.rng)
-            self.opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            self.opt.step()
+            losses = optimize(self.student, self.teacher, self.opt, self.data.batch(idx),
+                              step=self.step, rampup_steps=self.rampup_steps, tc=tc, rng=self.rng)
             self.step += 1
-            ema_update(self.teacher, self.student, self.step, tc.ema_factor)
             sums += torch.stack([losses[k].detach() for k in LOSS_KEYS])
             n += 1
             if n % 50 == 0 and not torch.isfinite(sums).all():  # one host sync
@@ -399,6 +391,7 @@ class _Run:
         metrics = validate(self.student, self.teacher, self.val, self.cfg)
         val_s = time.monotonic() - t1
         reading = self.meter.end_window()
+        factor = ramp(self.step - 1, self.rampup_steps)  # that of the epoch's last step
         record = self.make_record(epoch, dict(zip(LOSS_KEYS, mean, strict=True)), factor,
                                   metrics, train_s, val_s, reading)
         runlog.append_epoch(self.run_dir, record)

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from greensed.config import TrainConfig
 from greensed.data.features import to_model_input
+from greensed.model.teacher import ema_update
 
 
 @dataclass
@@ -50,8 +52,8 @@ def train_step(student: nn.Module, teacher: nn.Module, batch: Batch, *,
                rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """Forward student and teacher on one composed batch; return the loss terms.
 
-    The caller does backward/optimizer/EMA. No host-device sync happens here:
-    random draws come from a CPU generator and losses stay tensors.
+    No host-device sync happens here: mixup draws come from a host numpy
+    generator and the losses stay tensors.
     """
     mels, y_strong, y_weak = batch.mels, batch.strong_labels, batch.weak_labels
     s, w = batch.n_strong, batch.n_weak
@@ -74,3 +76,22 @@ def train_step(student: nn.Module, teacher: nn.Module, batch: Batch, *,
     total = loss_strong + loss_weak + consistency_weight * (cons_strong + cons_weak)
     return {"strong": loss_strong, "weak": loss_weak, "consistency_strong": cons_strong,
             "consistency_weak": cons_weak, "total": total}
+
+
+def optimize(student: nn.Module, teacher: nn.Module, opt: torch.optim.Optimizer, batch: Batch,
+             *, step: int, rampup_steps: int, tc: TrainConfig,
+             rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """One optimizer step: lr and consistency ramp, losses, backward, Adam, EMA.
+
+    ``step`` counts the steps already done; the teacher update uses step + 1.
+    """
+    factor = ramp(step, rampup_steps)
+    for g in opt.param_groups:
+        g["lr"] = tc.lr * factor
+    losses = train_step(student, teacher, batch, consistency_weight=tc.consistency_max * factor,
+                        mixup_p=tc.mixup_p, mixup_alpha=tc.mixup_alpha, rng=rng)
+    opt.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    opt.step()
+    ema_update(teacher, student, step + 1, tc.ema_factor)
+    return losses

@@ -1,0 +1,73 @@
+"""greensed's optimized step gives the same losses as the straightforward
+baseline-style reference step (features from audio each batch) on the same batch."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from greensed.config import FeatureConfig, TrainConfig
+from greensed.data.features import compute_mels, mel_module
+from greensed.model.crnn import CRNN
+from greensed.model.teacher import make_teacher
+from greensed.train.reference import reference_step
+from greensed.train.step import Batch, optimize, ramp
+
+
+def _batch(n_strong: int = 2, n_weak: int = 2, n_unlab: int = 4):
+    g = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(n_strong + n_weak + n_unlab, 160_000, generator=g)
+    strong = (torch.rand(n_strong, 10, 156, generator=g) > 0.8).float()
+    weak = (torch.rand(n_weak, 10, generator=g) > 0.7).float()
+    return audio, strong, weak
+
+
+def _run_both(mels_for_greensed, n_steps: int = 3):
+    audio, y_strong, y_weak = _batch()
+    tc = TrainConfig(mixup_p=1.0)  # always mix, to cover the mixup path
+    torch.manual_seed(0)
+    student = CRNN()
+    models = {k: (copy.deepcopy(student), None) for k in ("ref", "ours")}
+    models = {k: (s, make_teacher(s)) for k, (s, _) in models.items()}
+    opts = {k: torch.optim.Adam(m[0].parameters(), lr=tc.lr, foreach=(k == "ours"))
+            for k, m in models.items()}
+    mel = mel_module(FeatureConfig())
+    labels = Batch(torch.empty(0), y_strong, y_weak)
+    mels = mels_for_greensed(audio, mel)
+    out = {"ref": [], "ours": []}
+    rampup = 10
+    for k in ("ref", "ours"):
+        torch.manual_seed(1)  # dropout masks
+        rng = np.random.default_rng(1)  # mixup draws
+        s, t = models[k]
+        for step in range(n_steps):
+            if k == "ref":
+                out[k].append(reference_step(
+                    s, t, opts[k], audio, labels, mel, step=step + 1,
+                    lr=tc.lr * ramp(step, rampup),
+                    consistency_weight=tc.consistency_max * ramp(step, rampup),
+                    mixup_p=tc.mixup_p, mixup_alpha=tc.mixup_alpha, ema_factor=tc.ema_factor,
+                    rng=rng))
+            else:
+                losses = optimize(s, t, opts[k], Batch(mels, y_strong, y_weak), step=step,
+                                  rampup_steps=rampup, tc=tc, rng=rng)
+                out[k].append({n: float(v) for n, v in losses.items()})
+    return out
+
+
+def test_same_losses_as_reference_fp32():
+    """Tolerance: 1e-5 absolute (fp32; only reduction order differs)."""
+    out = _run_both(lambda audio, mel: compute_mels(audio, mel))
+    for ref, ours in zip(out["ref"], out["ours"], strict=True):
+        for key, value in ref.items():
+            assert ours[key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_fp16_feature_cache_changes_losses_negligibly():
+    """The cache stores the linear mel in fp16; losses stay within 1e-3 relative."""
+    out = _run_both(lambda audio, mel: compute_mels(audio, mel).half(), n_steps=1)
+    for key, value in out["ref"][0].items():
+        assert out["ours"][0][key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
