@@ -141,3 +141,40 @@ def test_killed_cell_is_resumed(tiny_dataset: Path, tmp_path: Path) -> None:
     assert [(o.plan.action, o.state) for o in result.outcomes] == [("resume", "finished")]
     assert epochs_of(run_dir) == [1, 2, 3, 4]
     assert runlog.read_summary(run_dir)["epochs"] == 4
+
+
+def test_status_of_launched_cells(tmp_path: Path) -> None:
+    import fcntl
+    import socket
+
+    def cell(name: str, launch: dict | None = None, epochs: int = 0) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        if launch is not None:
+            runlog.atomic_write_json(d / "launch.json", launch)
+        if epochs:
+            (d / "epochs.jsonl").write_text("".join(
+                json.dumps({"epoch": e, "metrics": {"teacher_f1": 0.1}}) + "\n"
+                for e in range(1, epochs + 1)))
+        return d
+
+    cell("queued", {"state": "submitted", "job_id": "7_0"})
+    cell("failed", {"state": "failed", "error": "/x: dataset path not found"})
+    # Resubmitted after an interruption: queued again, not its old summary's state.
+    old = cell("requeued", {"state": "submitted", "job_id": "8_1"}, epochs=1)
+    runlog.atomic_write_json(old / "summary.json", {"status": "interrupted"})
+    running = cell("running", {"state": "started"}, epochs=2)
+    dead = cell("dead", {"state": "started"}, epochs=1)
+    (dead / "lock").write_text(f"pid 999999 on {socket.gethostname()}\n")
+    with open(running / "lock", "w") as fh:
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        rows = {Path(r[0]).name: (r[1], r[-1]) for r in status_table([tmp_path]).rows}
+    after = {Path(r[0]).name: r[1] for r in status_table([tmp_path]).rows}
+    assert rows == {"queued": ("queued", "job 7_0"),
+                    "failed": ("failed", "/x: dataset path not found"),
+                    "requeued": ("queued", "job 8_1"),
+                    "running": ("running", "epoch 3"),
+                    "dead": ("incomplete", "-")}
+    assert after["running"] == "incomplete"  # the lock file stays; its holder is gone

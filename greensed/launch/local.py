@@ -63,14 +63,15 @@ def cell_command(run_dir: Path, threads: int | None) -> list[str]:
 def run_parallel(plans: list[CellPlan], res: Resources, progress: Progress) -> list[CellOutcome]:
     """At most ``res.max_parallel`` cells at once, each a process logging to
     RUN_DIR/launch.log; threads per cell default to the CPUs shared out."""
-    threads = res.cpus_per_run or max(1, (os.cpu_count() or 1) // res.max_parallel)
+    parallel = res.max_parallel or 1
+    threads = res.cpus_per_run or max(1, (os.cpu_count() or 1) // parallel)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     queue = list(plans)
     running: dict[subprocess.Popen[bytes], tuple[CellPlan, float]] = {}
     outcomes: list[CellOutcome] = []
     try:
         while queue or running:
-            while queue and len(running) < res.max_parallel:
+            while queue and len(running) < parallel:
                 plan = queue.pop(0)
                 prepare(plan, "local", log=str(plan.run_dir / CELL_LOG))
                 with open(plan.run_dir / CELL_LOG, "ab") as log:

@@ -39,7 +39,8 @@ class Resources:
     gpus_per_run: int = 0
     cpus_per_run: int | None = None
     time_min: int = 720
-    max_parallel: int = 1
+    # None: one at a time locally; as many as SLURM schedules (array limit 256).
+    max_parallel: int | None = None
 
 
 _SLURM_KEYS = {"partition": str, "gpus_per_run": int, "cpus_per_run": int, "time_min": int,
@@ -72,7 +73,7 @@ def resolve_resources(grid_path: str | Path, **flags: Any) -> Resources:
                        **{k: v for k, v in flags.items() if v is not None}}.items():
         setattr(res, key, value)
     for key in ("max_parallel", "time_min"):
-        if getattr(res, key) < 1:
+        if getattr(res, key) is not None and getattr(res, key) < 1:
             raise ConfigError(f"--{key.replace('_', '-')} {getattr(res, key)}: must be positive")
     if res.cpus_per_run is not None and res.cpus_per_run < 1:
         raise ConfigError(f"--cpus-per-run {res.cpus_per_run}: must be positive")

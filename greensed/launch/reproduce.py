@@ -95,7 +95,7 @@ def reproduce(grid_path: str | Path, *, out: str | Path | None = None, data: str
     report(f"grid {grid.name}: {len(plans)} cells -> {out_dir} | {len(plans) - len(todo)} "
            f"finished, {sum(p.action == 'resume' for p in todo)} to resume, "
            f"{sum(p.action == 'start' for p in todo)} to start | launcher {launcher}"
-           + (f", {res.max_parallel} at a time" if res.max_parallel > 1 else ""))
+           + (f", {res.max_parallel} at a time" if res.max_parallel else ""))
     if dry_run:
         for p in plans:
             report(f"  {p.label:<14} {p.action:<6} {p.run_dir}")
@@ -103,12 +103,13 @@ def reproduce(grid_path: str | Path, *, out: str | Path | None = None, data: str
     result.outcomes = [CellOutcome(p, "skipped") for p in plans if p.action == "skip"]
     if not todo:
         return result
-    progress = Progress(len(plans), len(plans) - len(todo), res.max_parallel, report)
+    parallel = res.max_parallel or (len(todo) if launcher == "slurm" else 1)
+    progress = Progress(len(plans), len(plans) - len(todo), parallel, report)
     if launcher == "slurm":
         from greensed.launch.slurm import run_slurm
 
         result.outcomes += run_slurm(grid.name, todo, out_dir, res, progress, wait=wait)
-    elif res.max_parallel > 1:
+    elif parallel > 1:
         from greensed.launch.local import run_parallel
 
         result.outcomes += run_parallel(todo, res, progress)

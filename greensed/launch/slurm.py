@@ -60,7 +60,9 @@ def make_executor(folder: Path, name: str, res: Resources) -> submitit.AutoExecu
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
                                      slurm_max_num_timeout=MAX_TIMEOUT_REQUEUES)
     params: dict[str, Any] = dict(name=name, timeout_min=res.time_min, nodes=1,
-                                  tasks_per_node=1, slurm_array_parallelism=res.max_parallel)
+                                  tasks_per_node=1)
+    if res.max_parallel:
+        params["slurm_array_parallelism"] = res.max_parallel
     if res.partition:
         params["slurm_partition"] = res.partition
     if res.gpus_per_run:
