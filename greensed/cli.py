@@ -362,12 +362,23 @@ def evaluate(
 
 
 def main() -> None:
+    """Entry point: every user error is one line on stderr and exit status 2."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except GreensedError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        # Usage errors of typer's (vendored) click: bad flag, wrong type, no such command.
+        if not hasattr(exc, "format_message"):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx else ""
+        typer.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 if __name__ == "__main__":
     main()

@@ -184,6 +184,11 @@ class Target:
         _check_metric(self.name, self.metric)
         _check_mode(self.name, self.mode)
         _check_number(self.name, "target", self.value, low=-math.inf, strict=True)
+        if self.metric.endswith("f1") and not 0.0 <= self.value <= 1.0:
+            hint = f"; for {self.value:g} % use {self.value / 100:g}" if self.value <= 100 else ""
+            raise ConfigError(
+                f"stop policy 'target': {self.metric} is a fraction in [0, 1], "
+                f"got target {self.value:g}{hint}")
 
     def decide(self, history: History) -> Decision:
         for i, rec in enumerate(history):
