@@ -55,7 +55,8 @@ DEFAULT_RECIPE = REPO_RECIPES / "quick.toml"
 def _apply_train_flags(cfg: Any, *, data: Path | None, epochs: int | None,
                        batch_size: int | None, seed: int | None, device: str | None,
                        meter: str | None, skip_bad_audio: bool | None,
-                       max_steps_per_epoch: int | None, cache_dir: Path | None) -> None:
+                       max_steps_per_epoch: int | None, cache_dir: Path | None,
+                       precision: str | None = None) -> None:
     """CLI flags override recipe keys (None: flag not given)."""
     from greensed.config import update_section
 
@@ -63,7 +64,7 @@ def _apply_train_flags(cfg: Any, *, data: Path | None, epochs: int | None,
         "data": {"path": str(data) if data else None, "skip_bad_audio": skip_bad_audio,
                  "cache_dir": str(cache_dir) if cache_dir else None},
         "train": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "device": device,
-                  "max_steps_per_epoch": max_steps_per_epoch},
+                  "max_steps_per_epoch": max_steps_per_epoch, "precision": precision},
         "meter": {"spec": meter},
     }
     for section, values in pairs.items():
@@ -86,6 +87,7 @@ def train(
     batch_size: int | None = typer.Option(None, help="Total batch size, a multiple of 4"),
     seed: int | None = typer.Option(None),
     device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+    precision: str | None = typer.Option(None, help="fp32 | bf16 (autocast of the forward passes; for GPUs)"),
     stop: list[str] | None = typer.Option(None, help="Stopping policy: plateau, budget, target, marginal, max-epochs (repeatable)"),
     patience: int | None = typer.Option(None, help="plateau: epochs without improvement"),
     min_delta: float | None = typer.Option(None, help="plateau: minimum improvement"),
@@ -123,7 +125,8 @@ def train(
         name = recipe_path.stem
     _apply_train_flags(cfg, data=data, epochs=epochs, batch_size=batch_size, seed=seed,
                        device=device, meter=meter, skip_bad_audio=skip_bad_audio,
-                       max_steps_per_epoch=max_steps_per_epoch, cache_dir=cache_dir)
+                       max_steps_per_epoch=max_steps_per_epoch, cache_dir=cache_dir,
+                       precision=precision)
     parse_stop_cli(cfg.stop, stop=stop, patience=patience, min_delta=min_delta,
                    budget_kwh=budget_kwh, target_f1=target_f1, min_f1_per_kwh=min_f1_per_kwh,
                    warmup=warmup, metric=metric, combine=combine)

@@ -137,8 +137,17 @@ def _suggest(name: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+# Keys whose value must be one of a few words (checked when a recipe or flag sets them).
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("TrainConfig", "precision"): ("fp32", "bf16"),
+    ("StopConfig", "combine"): ("any", "all"),
+    ("StopConfig", "mode"): ("max", "min"),
+    ("MeterConfig", "tracking_mode"): ("machine", "process"),
+}
+
+
 def update_section(section_obj: Any, values: dict[str, Any], where: str) -> None:
-    """Set keys of one config section in place, checking names and types."""
+    """Set keys of one config section in place, checking names, types and choices."""
     hints = typing.get_type_hints(type(section_obj))
     for key, value in values.items():
         if key not in hints:
@@ -149,6 +158,11 @@ def update_section(section_obj: Any, values: dict[str, Any], where: str) -> None
             raise ConfigError(
                 f"{where}: key '{key}' = {value!r} has the wrong type "
                 f"(expected {_type_name(hints[key])})"
+            )
+        choices = CHOICES.get((type(section_obj).__name__, key))
+        if choices and value not in choices:
+            raise ConfigError(
+                f"{where}: key '{key}' = {value!r} is not one of {', '.join(choices)}"
             )
         setattr(section_obj, key, _coerce(value, hints[key]))
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from greensed.config import TrainConfig
 from greensed.data.features import to_model_input
+from greensed.errors import ConfigError
 from greensed.model.teacher import ema_update
 
 
@@ -47,9 +48,16 @@ def mixup(x: torch.Tensor, y: torch.Tensor, lam: float,
     return lam * x + (1 - lam) * x[perm], (lam * y + (1 - lam) * y[perm]).clamp(0, 1)
 
 
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """fp32 (no autocast) or bf16 autocast for the forward passes (losses stay fp32)."""
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"train.precision = {precision!r}: expected fp32 or bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def train_step(student: nn.Module, teacher: nn.Module, batch: Batch, *,
                consistency_weight: float, mixup_p: float, mixup_alpha: float,
-               rng: np.random.Generator) -> dict[str, torch.Tensor]:
+               rng: np.random.Generator, precision: str = "fp32") -> dict[str, torch.Tensor]:
     """Forward student and teacher on one composed batch; return the loss terms.
 
     No host-device sync happens here: mixup draws come from a host numpy
@@ -66,9 +74,12 @@ def train_step(student: nn.Module, teacher: nn.Module, batch: Batch, *,
         lam, perm = rng.beta(mixup_alpha, mixup_alpha), rng.permutation(w)
         mels[s:s + w], y_weak = mixup(mels[s:s + w], y_weak, lam, torch.from_numpy(perm))
     x = to_model_input(mels)
-    strong_s, weak_s = student(x)
-    with torch.no_grad():  # the baseline runs the teacher in train mode, without gradients
-        strong_t, weak_t = teacher(x)
+    with autocast(x.device, precision):
+        strong_s, weak_s = student(x)
+        with torch.no_grad():  # the baseline runs the teacher in train mode, without gradients
+            strong_t, weak_t = teacher(x)
+    # BCE is unsafe under autocast: losses in fp32 (a no-op cast in fp32 runs).
+    strong_s, weak_s, strong_t, weak_t = (t.float() for t in (strong_s, weak_s, strong_t, weak_t))
     loss_strong = F.binary_cross_entropy(strong_s[:s], y_strong)
     loss_weak = F.binary_cross_entropy(weak_s[s:s + w], y_weak)
     cons_strong = F.mse_loss(strong_s, strong_t)
@@ -89,7 +100,8 @@ def optimize(student: nn.Module, teacher: nn.Module, opt: torch.optim.Optimizer,
     for g in opt.param_groups:
         g["lr"] = tc.lr * factor
     losses = train_step(student, teacher, batch, consistency_weight=tc.consistency_max * factor,
-                        mixup_p=tc.mixup_p, mixup_alpha=tc.mixup_alpha, rng=rng)
+                        mixup_p=tc.mixup_p, mixup_alpha=tc.mixup_alpha, rng=rng,
+                        precision=tc.precision)
     opt.zero_grad(set_to_none=True)
     losses["total"].backward()
     opt.step()

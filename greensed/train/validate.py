@@ -16,6 +16,7 @@ from greensed.data.spec import CLASSES, OUT_FRAME_S
 from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import intersection_f1
 from greensed.metrics.weak import weak_f1
+from greensed.train.step import autocast
 
 # The scalar metrics validate() returns for each epoch (docs/runlog.md).
 METRICS = tuple(f"{who}_{m}" for who in ("student", "teacher")
@@ -23,15 +24,16 @@ METRICS = tuple(f"{who}_{m}" for who in ("student", "teacher")
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, mels: torch.Tensor, batch_size: int = 64
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Strong [N, C, T'] and weak [N, C] probabilities, kept on the model's device."""
+def predict(model: nn.Module, mels: torch.Tensor, batch_size: int = 64,
+            precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """Strong [N, C, T'] and weak [N, C] probabilities (fp32), kept on the model's device."""
     model.eval()
     strong, weak = [], []
-    for i in range(0, len(mels), batch_size):
-        s, w = model(to_model_input(mels[i:i + batch_size]))
-        strong.append(s)
-        weak.append(w)
+    with autocast(mels.device, precision):
+        for i in range(0, len(mels), batch_size):
+            s, w = model(to_model_input(mels[i:i + batch_size]))
+            strong.append(s.float())
+            weak.append(w.float())
     return torch.cat(strong), torch.cat(weak)
 
 
@@ -51,7 +53,7 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
     ec = cfg.eval
     out: dict[str, Any] = {}
     for name, model in (("student", student), ("teacher", teacher)):
-        strong, weak = predict(model, val["mels"])
+        strong, weak = predict(model, val["mels"], precision=cfg.train.precision)
         out[f"{name}_loss_strong"] = F.binary_cross_entropy(strong, val["strong"]).item()
         probs = strong.float().cpu().numpy()
         det = decode(probs, threshold=ec.threshold, median_window=ec.median_window,

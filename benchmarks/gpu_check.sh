@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# GPU check, in under 5 minutes on one NVIDIA GPU (e.g. a lent H100):
+#   1. what the machine measures (NVML counter vs models),
+#   2. a short real training on generated data with --device cuda (NVML meter),
+#   3. a DESED-sized epoch (5,664 training + 2,700 validation clips, random
+#      data of the right shapes) in fp32 and in bf16: clips/s, seconds and Wh per
+#      epoch from the NVML counter, GPU utilisation.
+# Uses .venv if present, else the machine's python3 (which must hold torch,
+# torchaudio and nvidia-ml-py; soundfile and codecarbon can be carried as wheels
+# in .whl/, installed with --no-index into /tmp/site).
+# Results land in $OUT (or benchmarks/results/) as JSON.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=python3
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+RES="${OUT:-benchmarks/results}"
+mkdir -p "$RES"
+nvidia-smi --query-gpu=name,driver_version,power.draw,power.limit --format=csv || true
+"$PY" - <<'PY'
+import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))
+PY
+"$PY" -m greensed.cli meters || true
+if "$PY" -c "import soundfile" 2>/dev/null; then
+  timeout 120 "$PY" -m greensed.cli train --device cuda --epochs 2 --stop max-epochs \
+    --meter nvml --cache-dir /tmp/greensed-cache --out /tmp/greensed-gpu-run || echo "short training failed"
+else
+  echo "soundfile missing: skipping the short training on generated audio (carry it in .whl/)"
+fi
+for p in fp32 bf16; do
+  timeout 100 "$PY" benchmarks/epoch_bench.py --device cuda --precision "$p" --epochs 2 \
+    --meter nvml --out "$RES/gpu-epoch-$p.json" || echo "epoch bench $p failed"
+done

@@ -1,0 +1,40 @@
+"""The benchmark scripts run (tiny sizes, CPU): they must not rot between GPU loans."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_epoch_bench_runs_on_cpu(tmp_path):
+    out = tmp_path / "epoch.json"
+    subprocess.run([sys.executable, "benchmarks/epoch_bench.py", "--device", "cpu",
+                    "--batch-size", "4", "--steps", "1", "--val-clips", "4", "--epochs", "1",
+                    "--meter", "constant:30", "--out", str(out)],
+                   cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=300)
+    rep = json.loads(out.read_text())
+    (epoch,) = rep["epochs"]
+    assert epoch["train_clips_per_s"] > 0 and epoch["energy_wh"] > 0
+    assert epoch["energy_methods"] == {"cpu": "constant-power model"}
+
+
+def test_bench_runs_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    subprocess.run([sys.executable, "benchmarks/bench.py", "--batch-sizes", "4", "--reps", "1",
+                    "--val-clips", "4", "--epoch-steps", "1", "--out", str(out)],
+                   cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=600)
+    rep = json.loads(out.read_text())
+    assert rep["steps"]["4"]["greensed_clips_per_s"] > 0
+    assert rep["steps"]["4"]["reference_clips_per_s"] > 0
+    assert rep["epoch"]["ratio"] > 0 and rep["meter"]["window_overhead_ms"] >= 0
+    assert rep["validation"]["seconds_per_1000_clips"] > 0
+
+
+def test_gpu_check_script_parses():
+    subprocess.run(["bash", "-n", "benchmarks/gpu_check.sh"], cwd=ROOT, check=True)
