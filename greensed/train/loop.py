@@ -7,10 +7,13 @@ reading -> log record -> checkpoints -> stop decision.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
+import hashlib
 import math
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +33,7 @@ from greensed.errors import ConfigError, GreensedError
 from greensed.model.crnn import CRNN
 from greensed.model.teacher import make_teacher
 from greensed.stopping import build_policy
+from greensed.train import distributed as D
 from greensed.train import rundir as R
 from greensed.train.step import Batch, optimize, ramp
 from greensed.train.validate import METRICS, validate, validation_tensors
@@ -138,45 +142,147 @@ class TrainResult:
     run_dir: Path
     summary: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    # SHA-256 of the final student and teacher weights: equal on every rank of a group.
+    model_sha256: str = ""
+    # A local multi-process launch: each rank's status, epochs, steps, model_sha256, exitcode.
+    ranks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False,
           meter: Meter | None = None, report: Reporter = print,
-          recipe_name: str = "") -> TrainResult:
-    """Train one run into ``run_dir`` (see docs/training.md and docs/runlog.md)."""
+          recipe_name: str = "", nproc: int = 1) -> TrainResult:
+    """Train one run into ``run_dir`` (see docs/training.md and docs/runlog.md).
+
+    On several processes (docs/multigpu.md): with torchrun's environment
+    variables set, this process joins that group as one rank; otherwise
+    ``nproc`` > 1 starts that many local ranks (rank 0 prints with ``print``)
+    and returns rank 0's result, with every rank's outcome in ``ranks``.
+    """
     run_dir = Path(run_dir)
+    env = D.env_from_environ()
+    if nproc < 1 or (env is not None and nproc not in (1, env.world_size)):
+        raise ConfigError(f"--nproc {nproc}: must be >= 1, and equal WORLD_SIZE "
+                          f"({env.world_size if env else '-'}) under torchrun")
+    world = env.world_size if env is not None else nproc
     shares = batch_composition(cfg.train.batch_size)
+    D.check_batch(cfg.train.batch_size, world)
+    D.check_meter_mode(cfg.meter.tracking_mode, world)
     check_metric(cfg.stop.metric)
     policy = build_policy(cfg.stop, max_epochs=cfg.train.epochs)
     device = resolve_device(cfg.train.device)
+    if env is None and nproc > 1:
+        # Bad input fails here, in one line, before any process starts.
+        _check_run_dir(run_dir, resume)
+        D.rank_meter(meter or make_meter(cfg.meter.spec, device=str(device),
+                                         tracking_mode=cfg.meter.tracking_mode),
+                     measures_node=True)
+        return _launch_local(nproc, cfg, run_dir, resume, force, meter, recipe_name)
+    if env is None:
+        return _train_in(D.SOLO, cfg, run_dir, device, policy, shares, resume=resume,
+                         force=force, meter=meter, report=report, recipe_name=recipe_name)
+    device = D.rank_device(device, env)
+    group = D.RankGroup(env, device)
+    try:
+        return _train_in(group, cfg, run_dir, device, policy, shares, resume=resume,
+                         force=force, meter=meter, report=report if env.is_main else _silent,
+                         recipe_name=recipe_name)
+    finally:
+        group.close()
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> None:
     if resume and not (run_dir / runlog.EPOCHS_FILE).exists() and not (
         run_dir / R.CHECKPOINT_DIR / "last.pt").exists():
         if not (run_dir / runlog.CONFIG_FILE).exists():
             raise GreensedError(f"{run_dir}: nothing to resume (no run log or checkpoint)")
     if not resume and (run_dir / runlog.EPOCHS_FILE).exists():
         raise GreensedError(f"{run_dir}: already holds a run; use --resume or another --out")
+
+
+def _train_in(group: D.Group, cfg: C.RunConfig, run_dir: Path, device: torch.device,
+              policy: Any, shares: tuple[int, int, int], *, resume: bool, force: bool,
+              meter: Meter | None, report: Reporter, recipe_name: str) -> TrainResult:
+    """The run on one process of ``group`` (D.SOLO: the only one). Steps that may
+    fail on one rank end agreed (group.each/on_main): every rank raises, none hangs."""
+    run_dir = Path(group.bcast(str(run_dir)))  # torchrun: rank 0's time-stamped default
+    group.on_main(lambda: _check_run_dir(run_dir, resume))
+
     # Built (not started) before the run dir exists: a bad --meter, or a budget
     # with --meter none, fails without leaving a directory behind.
-    meter = meter or make_meter(cfg.meter.spec, device=str(device),
+    def build_meter() -> Meter:
+        m = meter or make_meter(cfg.meter.spec, device=str(device),
                                 tracking_mode=cfg.meter.tracking_mode)
+        if group.world_size == 1:
+            return m
+        part = D.rank_meter(m, measures_node=group.measures_node)
+        return D.ReducedMeter(part, group, f"{m.name} x{group.world_size} ranks")
+
+    meter = group.each(build_meter)
     needs_energy = bool(getattr(policy, "requires_energy", False))
-    if needs_energy and _meter_unavailable(meter):
-        raise _no_energy_error(cfg, meter)
-    R.check_writable(run_dir)
-    with R.RunLock(run_dir):
-        if resume:
-            R.check_resume_config(run_dir, cfg, force=force)
-        ds = load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
-                          preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
-                          skip_bad_audio=cfg.data.skip_bad_audio)
-        meter.start()  # before describe(): CodeCarbon knows its methods only once started
+
+    def check_energy() -> None:
         if needs_energy and _meter_unavailable(meter):
-            meter.close()
             raise _no_energy_error(cfg, meter)
-        R.write_config(run_dir, cfg)
-        runlog.atomic_write_json(run_dir / runlog.HARDWARE_FILE, R.hardware_info(device))
-        return _Run(cfg, run_dir, ds, device, meter, policy, shares, report, recipe_name).run(
-            resume)
+
+    group.each(check_energy)
+    group.on_main(lambda: R.check_writable(run_dir))
+    with contextlib.ExitStack() as held:
+        group.on_main(lambda: held.enter_context(R.RunLock(run_dir)))
+        if resume:
+            group.on_main(lambda: R.check_resume_config(run_dir, cfg, force=force))
+
+        def load() -> Dataset:
+            return load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
+                                preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
+                                skip_bad_audio=cfg.data.skip_bad_audio)
+
+        # Rank 0 first: it fills the feature cache, the other ranks then only read it.
+        ds = group.on_main(load)
+        ds = group.each(lambda: ds if ds is not None else load())
+        group.each(meter.start)  # before describe(): CodeCarbon knows its methods once started
+
+        def check_started() -> None:
+            if needs_energy and _meter_unavailable(meter):
+                meter.close()
+                raise _no_energy_error(cfg, meter)
+
+        group.each(check_started)
+        hardware = R.hardware_info(device)
+        if group.world_size > 1:
+            hardware["world_size"] = group.world_size
+            hardware["ranks"] = group.gather({
+                "rank": group.rank, "hostname": socket.gethostname(), "device": str(device),
+                "gpu_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                else None})
+
+        def write_start() -> None:
+            R.write_config(run_dir, cfg)
+            runlog.atomic_write_json(run_dir / runlog.HARDWARE_FILE, hardware)
+
+        group.on_main(write_start)
+        return _Run(cfg, run_dir, ds, device, meter, policy, shares, report, recipe_name,
+                    group).run(resume)
+
+
+def _rank_main(cfg: C.RunConfig, run_dir: Path, resume: bool, force: bool,
+               meter: Meter | None, recipe_name: str) -> dict[str, Any]:
+    """One rank of a local launch (a spawned process): train, say how it ended."""
+    res = train(cfg, run_dir, resume=resume, force=force, meter=meter, recipe_name=recipe_name)
+    return {"status": res.summary.get("status"), "epochs": len(res.history),
+            "steps": res.summary.get("steps"), "model_sha256": res.model_sha256}
+
+
+def _launch_local(nproc: int, cfg: C.RunConfig, run_dir: Path, resume: bool, force: bool,
+                  meter: Meter | None, recipe_name: str) -> TrainResult:
+    outcomes = D.spawn(nproc, _rank_main, (cfg, run_dir, resume, force, meter, recipe_name))
+    D.raise_first_error(outcomes)
+    return TrainResult(run_dir, runlog.read_summary(run_dir), runlog.read_epochs(run_dir),
+                       ranks=[{"rank": o.rank, "exitcode": o.exitcode, **o.value}
+                              for o in outcomes])
 
 
 def check_metric(name: str) -> None:
@@ -205,19 +311,28 @@ class _Run:
 
     def __init__(self, cfg: C.RunConfig, run_dir: Path, ds: Dataset, device: torch.device,
                  meter: Meter, policy: Any, shares: tuple[int, int, int], report: Reporter,
-                 recipe_name: str) -> None:
+                 recipe_name: str, group: D.Group = D.SOLO) -> None:
         self.cfg, self.run_dir, self.ds, self.device = cfg, run_dir, ds, device
         self.meter, self.policy, self.shares, self.report = meter, policy, shares, report
-        self.recipe_name = recipe_name
+        self.recipe_name, self.group = recipe_name, group
         tc = cfg.train
         torch.manual_seed(tc.seed)
+        # Every rank draws the same mixup decisions, lambdas and permutations.
         self.rng = np.random.default_rng(tc.seed)
         self.student = CRNN(n_classes=len(CLASSES), n_mels=cfg.features.n_mels).to(device)
         self.teacher = make_teacher(self.student)
+        if group.world_size > 1:
+            # Same initial weights on every rank (above); its own dropout masks (here).
+            seq = np.random.SeedSequence([tc.seed, group.rank])
+            torch.manual_seed(int(seq.generate_state(1)[0]))
+        # The module that trains: the student itself, or its DDP wrapper (gradients
+        # averaged over ranks in backward, so one optimizer step sees the global batch).
+        self.model = group.wrap(self.student)
         self.opt = torch.optim.Adam(self.student.parameters(), lr=tc.lr, betas=(0.9, 0.999),
                                     foreach=True)
         self.data = DeviceData.from_dataset(ds, device)
-        self.val = validation_tensors(ds.validation, device)
+        # Validation runs once, on rank 0, over the whole validation set.
+        self.val = validation_tensors(ds.validation, device) if group.is_main else None
         self.n_steps = steps_per_epoch(self.data.sizes(), shares, tc.max_steps_per_epoch)
         if self.n_steps < 1:
             raise GreensedError(
@@ -228,33 +343,53 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.lost: list[dict[str, Any]] = []
         self.stop = StopSignal()
+        self.cut_signum: int | None = None  # the signal that cut an epoch, agreed by all ranks
 
     # -- checkpoints ----------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def state(self, rank_rngs: list[Any] | None = None) -> dict[str, Any]:
         return {"student": self.student.state_dict(), "teacher": self.teacher.state_dict(),
                 "optimizer": self.opt.state_dict(), "step": self.step,
                 "epoch": len(self.history), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
                 "numpy_rng": self.rng.bit_generator.state, "config": C.to_toml(self.cfg),
                 "cumulative_kwh": self.history[-1]["cumulative_kwh"] if self.history else 0.0,
-                "schema": runlog.SCHEMA_VERSION}
+                "schema": runlog.SCHEMA_VERSION, "rank_rngs": rank_rngs or []}
+
+    def rng_states(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return (torch.get_rng_state(),
+                torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [])
+
+    def load_last(self) -> int:
+        """Weights, optimizer, step and generators from last.pt; the epochs it holds."""
+        ckpt_path = self.run_dir / R.CHECKPOINT_DIR / "last.pt"
+        if not ckpt_path.exists():
+            return 0  # none yet: start from the seed's init
+        ck = R.load_checkpoint(ckpt_path)
+        self.student.load_state_dict(ck["student"])
+        self.teacher.load_state_dict(ck["teacher"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.step = int(ck["step"])
+        torch_rng, cuda_rng = ck["torch_rng"], ck.get("cuda_rng")
+        ranks = ck.get("rank_rngs") or []
+        if self.group.world_size > 1:
+            if len(ranks) == self.group.world_size:  # each rank's own dropout stream
+                torch_rng, cuda_rng = ranks[self.group.rank]
+            else:  # another number of ranks: distinct streams, from the seed and the step
+                torch_rng, cuda_rng = None, None
+                torch.manual_seed(int(np.random.SeedSequence(
+                    [self.cfg.train.seed, self.group.rank, self.step]).generate_state(1)[0]))
+        if torch_rng is not None:
+            torch.set_rng_state(torch_rng)
+        if cuda_rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(cuda_rng)
+        self.rng.bit_generator.state = ck["numpy_rng"]
+        return int(ck["epoch"])
 
     def restore(self) -> None:
         ckpt_path = self.run_dir / R.CHECKPOINT_DIR / "last.pt"
         runlog.repair_epochs(self.run_dir)
         records = runlog.read_epochs(self.run_dir)
-        n = 0  # epochs the checkpoint holds; none yet: start from the seed's init
-        if ckpt_path.exists():
-            ck = R.load_checkpoint(ckpt_path)
-            self.student.load_state_dict(ck["student"])
-            self.teacher.load_state_dict(ck["teacher"])
-            self.opt.load_state_dict(ck["optimizer"])
-            self.step = int(ck["step"])
-            torch.set_rng_state(ck["torch_rng"])
-            if ck.get("cuda_rng") and self.device.type == "cuda":
-                torch.cuda.set_rng_state_all(ck["cuda_rng"])
-            self.rng.bit_generator.state = ck["numpy_rng"]
-            n = int(ck["epoch"])
+        n = self.load_last()  # epochs the checkpoint holds
         # The log may be one epoch ahead of the checkpoint if we died between the two writes.
         if len(records) > n + 1:
             held = f"holds epoch {n}" if ckpt_path.exists() else "is missing"
@@ -300,22 +435,35 @@ class _Run:
         self.lost = R.read_lost(self.run_dir)
 
     # -- the loop -------------------------------------------------------------
+    def decide(self) -> Any:
+        """The stop decision, taken once (rank 0, from the shared history)."""
+        return self.group.from_main(lambda: self.policy.decide(self.history))
+
     def run(self, resume: bool) -> TrainResult:
+        g = self.group
         if resume:
-            self.restore()
-            self.account_lost_energy()
+            def restore_main() -> None:
+                self.restore()
+                self.account_lost_energy()
+
+            g.on_main(restore_main)
+            if not g.is_main:  # after rank 0's repairs; last.pt is read, not written
+                g.each(self.load_last)
+            else:
+                g.each(lambda: None)
+            self.history = g.bcast(self.history)
         self.report(self._banner(resume))
         status, decision_policy, reason, error = "finished", "", "", None
         try:
             with self.stop.installed():
-                decision = self.policy.decide(self.history)
+                decision = self.decide()
                 while not decision.stop:
                     epoch = len(self.history) + 1
                     record = self.run_epoch(epoch)
                     if record is None:  # interrupted or diverged mid-epoch
-                        status = "interrupted" if self.stop.signum else "diverged"
+                        status = "interrupted" if self.cut_signum else "diverged"
                         break
-                    decision = self.policy.decide(self.history)
+                    decision = self.decide()
                 if decision.stop and status == "finished":
                     decision_policy, reason = decision.policy, decision.reason
         except KeyboardInterrupt:
@@ -334,7 +482,8 @@ class _Run:
         finally:
             self.meter.close()
             if status == "interrupted":
-                sig = signal.Signals(self.stop.signum).name if self.stop.signum else "SIGINT"
+                signum = self.cut_signum or self.stop.signum
+                sig = signal.Signals(signum).name if signum else "SIGINT"
                 decision_policy = "interrupted"
                 reason = f"interrupted by {sig}; resume with --resume"
             elif status == "diverged":
@@ -343,61 +492,95 @@ class _Run:
             elif status == "failed":
                 decision_policy, reason = "failed", error or "error"
             try:
-                summary = self.write_summary(status, decision_policy, reason, error)
+                summary = self.write_summary(status, decision_policy, reason, error) \
+                    if g.is_main else {"status": status, "stop_policy": decision_policy,
+                                       "stop_reason": reason, "epochs": len(self.history),
+                                       "steps": self.step, "error": error}
             except OSError as exc:
                 if error is None:  # else that error is already on its way up: keep it
                     raise GreensedError(
                         f"{self.run_dir / runlog.SUMMARY_FILE}: cannot write ({exc}); "
                         "epochs.jsonl is intact, use --resume") from None
                 summary = {}
-        self.report(self._closing(summary))
-        return TrainResult(self.run_dir, summary, self.history)
+        if g.is_main:
+            self.report(self._closing(summary))
+        return TrainResult(self.run_dir, summary, self.history, self.model_sha256())
+
+    def model_sha256(self) -> str:
+        h = hashlib.sha256()
+        for model in (self.student, self.teacher):
+            for t in model.state_dict().values():
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     def run_epoch(self, epoch: int) -> dict[str, Any] | None:
-        tc = self.cfg.train
+        tc, g, main = self.cfg.train, self.group, self.group.is_main
         self.student.train()
         self.teacher.train()
         sums = torch.zeros(5, device=self.device)
         n = 0
-        R.write_heartbeat(self.run_dir, epoch, 0.0)
+        if main:
+            R.write_heartbeat(self.run_dir, epoch, 0.0)
         self.meter.begin_window()
         t0 = last_beat = time.monotonic()
+        # Several ranks read only agreed flags: a signal on any rank cuts all at one step.
+        cut: int | None = None
         for idx in epoch_batches(self.data.sizes(), self.shares, tc.seed, epoch,
                                  tc.max_steps_per_epoch):
-            losses = optimize(self.student, self.teacher, self.opt, self.data.batch(idx),
+            losses = optimize(self.model, self.teacher, self.opt, self.data.batch(g.shard(idx)),
                               step=self.step, rampup_steps=self.rampup_steps, tc=tc, rng=self.rng)
             self.step += 1
             sums += torch.stack([losses[k].detach() for k in LOSS_KEYS])
             n += 1
-            if n % 50 == 0 and not torch.isfinite(sums).all():  # one host sync
+            bad = n % D.NONFINITE_CHECK_STEPS == 0 and not torch.isfinite(sums).all()  # host sync
+            cut, bad = g.stop_flags(self.stop.signum, bool(bad), n)
+            if bad:
                 break
-            if time.monotonic() - last_beat >= HEARTBEAT_S:
+            if main and time.monotonic() - last_beat >= HEARTBEAT_S:
                 last_beat = time.monotonic()
                 R.write_heartbeat(self.run_dir, epoch, last_beat - t0)
-            if self.stop.signum is not None:
+            if cut is not None:
                 break
+        cut, _ = g.stop_flags(self.stop.signum if cut is None else cut, False, n, force=True)
         train_s = time.monotonic() - t0
-        R.write_heartbeat(self.run_dir, epoch, train_s)  # a crash in validation loses no more
-        mean = (sums / max(n, 1)).tolist()
-        if self.stop.signum is not None or not all(math.isfinite(v) for v in mean):
+        if main:
+            R.write_heartbeat(self.run_dir, epoch, train_s)  # a crash in validation loses no more
+        # Each rank's losses are means over its equal shard: their mean is the batch's.
+        mean = (g.sum_(sums) / max(n * g.world_size, 1)).tolist()
+        if cut is not None or not all(math.isfinite(v) for v in mean):
+            self.cut_signum = cut
             reading = self.meter.end_window()
-            R.append_lost(self.run_dir, {
-                "epoch": epoch, "kwh": reading.energy_kwh, "duration_s": reading.duration_s,
-                "how": "measured: partial epoch cut by " + (
-                    "a signal" if self.stop.signum is not None else "divergence")})
-            R.write_heartbeat(self.run_dir, 0, 0.0)
+
+            def log_lost() -> None:
+                R.append_lost(self.run_dir, {
+                    "epoch": epoch, "kwh": reading.energy_kwh, "duration_s": reading.duration_s,
+                    "how": "measured: partial epoch cut by " + (
+                        "a signal" if cut is not None else "divergence")})
+                R.write_heartbeat(self.run_dir, 0, 0.0)
+
+            g.on_main(log_lost)
             return None
         t1 = time.monotonic()
-        metrics = validate(self.student, self.teacher, self.val, self.cfg)
+        for model in (self.student, self.teacher):  # BatchNorm statistics of every shard
+            g.average_buffers(model)
+        metrics = g.from_main(lambda: validate(self.student, self.teacher, self.val, self.cfg))
         val_s = time.monotonic() - t1
         reading = self.meter.end_window()
         factor = ramp(self.step - 1, self.rampup_steps)  # that of the epoch's last step
-        record = self.make_record(epoch, dict(zip(LOSS_KEYS, mean, strict=True)), factor,
-                                  metrics, train_s, val_s, reading)
-        runlog.append_epoch(self.run_dir, record)
-        self.history.append(record)
-        self.save_checkpoints(record)
-        R.write_heartbeat(self.run_dir, 0, 0.0)
+        record = g.from_main(lambda: self.make_record(
+            epoch, dict(zip(LOSS_KEYS, mean, strict=True)), factor, metrics, train_s, val_s,
+            reading))
+        rank_rngs = g.gather(self.rng_states()) if g.world_size > 1 else None
+
+        def write() -> None:
+            runlog.append_epoch(self.run_dir, record)
+            self.history.append(record)
+            self.save_checkpoints(record, rank_rngs)
+            R.write_heartbeat(self.run_dir, 0, 0.0)
+
+        g.on_main(write)
+        if not main:
+            self.history.append(record)
         self.report(self._epoch_line(record))
         return record
 
@@ -419,7 +602,8 @@ class _Run:
             "time_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
 
-    def save_checkpoints(self, record: dict[str, Any]) -> None:
+    def save_checkpoints(self, record: dict[str, Any], rank_rngs: list[Any] | None = None
+                         ) -> None:
         ckdir = self.run_dir / R.CHECKPOINT_DIR
         best = best_epoch(self.history, self.cfg.stop.metric, self.cfg.stop.mode)
         if best is not None and best["epoch"] == record["epoch"]:
@@ -429,7 +613,7 @@ class _Run:
                 "value": runlog.metric(record, self.cfg.stop.metric),
                 "config": C.to_toml(self.cfg)})
         # last.pt after best.pt: if we die in between, resume redoes this epoch.
-        R.save_checkpoint(ckdir / "last.pt", self.state())
+        R.save_checkpoint(ckdir / "last.pt", self.state(rank_rngs))
 
     def write_summary(self, status: str, policy: str, reason: str,
                       error: str | None) -> dict[str, Any]:
@@ -468,12 +652,14 @@ class _Run:
 
     # -- messages -------------------------------------------------------------
     def _banner(self, resume: bool) -> str:
-        d = self.data.sizes()
+        d, world = self.data.sizes(), self.group.world_size
+        ranks = (f" | {world} ranks, {self.cfg.train.batch_size // world} clips each per step"
+                 if world > 1 else "")
         verb = f"resuming at epoch {len(self.history) + 1}" if resume else "training"
         return (f"greensed: {verb} -> {self.run_dir} | device {self.device} | meter "
                 f"{self.meter.name} | batch {self.cfg.train.batch_size} {self.shares} | "
                 f"clips strong/weak/unlabelled/val {d[0]}/{d[1]}/{d[2]}/"
-                f"{len(self.ds.validation)} | {self.n_steps} steps/epoch")
+                f"{len(self.ds.validation)} | {self.n_steps} steps/epoch" + ranks)
 
     def _epoch_line(self, r: dict[str, Any]) -> str:
         m, e = r["metrics"], r.get("energy_kwh")
