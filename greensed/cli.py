@@ -101,6 +101,7 @@ def train(
     skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Skip unreadable audio files"),
     max_steps_per_epoch: int | None = typer.Option(None, help="Cap steps per epoch (smoke tests)"),
     cache_dir: Path | None = typer.Option(None, help="Cache for synthetic data and features"),
+    nproc: int = typer.Option(1, "--nproc", help="Processes (GPUs) for one run; under torchrun leave it out (docs/multigpu.md)"),
 ) -> None:
     """Train the DCASE CRNN mean teacher with live energy readings and early stopping."""
     from rich.console import Console
@@ -134,7 +135,7 @@ def train(
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = out or Path("runs") / f"{name}-bs{cfg.train.batch_size}-seed{cfg.train.seed}-{stamp}"
     result = run_training(cfg, run_dir, resume=resume is not None, force=force,
-                          report=lambda line: console.print(line), recipe_name=name)
+                          report=lambda line: console.print(line), recipe_name=name, nproc=nproc)
     if result.summary["status"] == "failed":
         raise typer.Exit(1)
     if result.summary["status"] == "interrupted":
