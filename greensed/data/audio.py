@@ -7,6 +7,7 @@ change between torchaudio releases. Resampling is torchaudio's windowed-sinc
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,22 @@ class Clip:
     shift_s: float
 
 
+_TRUNCATED = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode a file to ([frames, channels] float32, sample rate); DataError if unreadable."""
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as fh:
+            # libsndfile reads a WAV cut mid-data as a shorter clip, and says so
+            # only here ("data : N (should be M)"): a truncated file is an error.
+            cut = _TRUNCATED.search(fh.extra_info)
+            if cut:
+                raise DataError(
+                    f"{path}: truncated audio file (data chunk declares {cut[1]} bytes, "
+                    f"the file holds {cut[2]})")
+            data = fh.read(dtype="float32", always_2d=True)
+            sr = fh.samplerate
     except (sf.SoundFileError, RuntimeError, OSError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"{path}: cannot read audio ({reason})") from None
