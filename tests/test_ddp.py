@@ -107,6 +107,7 @@ def test_batch_size_must_split_over_ranks():
 
 def test_env_partial_or_bad_is_a_config_error():
     assert D.env_from_environ({}) is None
+    assert D.env_from_environ({"RANK": "3"}) is None  # not a launch without WORLD_SIZE
     env = D.env_from_environ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
                               "MASTER_ADDR": "h", "MASTER_PORT": "1"})
     assert env == D.DistEnv(1, 2, 1) and not env.is_main and not env.measures_node

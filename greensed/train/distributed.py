@@ -89,9 +89,9 @@ class DistEnv:
 def env_from_environ(environ: Mapping[str, str] | None = None) -> DistEnv | None:
     """The torchrun-style group this process belongs to, or None when not launched so."""
     environ = os.environ if environ is None else environ
-    present = [k for k in ENV_KEYS if k in environ]
-    if not present:
+    if "WORLD_SIZE" not in environ:  # the defining variable; a stray RANK alone is not a launch
         return None
+    present = [k for k in ENV_KEYS if k in environ]
     missing = [k for k in ENV_KEYS if k not in environ]
     if missing:
         raise ConfigError(

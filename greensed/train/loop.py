@@ -173,6 +173,9 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
     if env is None and nproc > 1:
         # Bad input fails here, in one line, before any process starts.
         _check_run_dir(run_dir, resume)
+        if device.type == "cuda" and nproc > torch.cuda.device_count():
+            raise ConfigError(f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA "
+                              "device(s) visible; one process per GPU")
         D.rank_meter(meter or make_meter(cfg.meter.spec, device=str(device),
                                          tracking_mode=cfg.meter.tracking_mode),
                      measures_node=True)
