@@ -125,3 +125,20 @@ def test_exact_mode_and_joined_references():
 def test_shape_mismatch_is_reported():
     with pytest.raises(ValueError, match="2 files, 3 classes"):
         psds_scores(np.zeros((2, 2, 10)), Events.empty(), ["a", "b"], CLASSES)
+
+
+def test_psds_leaves_out_classes_without_reference_events():
+    """PSDS has no TPR for a class with no reference: it is named, not fatal."""
+    from greensed.metrics.events import Events
+    from greensed.metrics.psds import psds_scores
+
+    rng = np.random.default_rng(0)
+    classes = [f"c{k}" for k in range(4)]
+    truth = Events.from_tuples([(0, 0, 1.0, 4.0), (1, 2, 2.0, 6.0)])
+    probs = rng.random((2, 4, 156)) * 0.3
+    probs[0, 0, 16:62] = 0.9
+    probs[1, 2, 31:94] = 0.9
+    res = psds_scores(probs, truth, ["a.wav", "b.wav"], classes)
+    assert res["classes_without_ground_truth"] == ["c1", "c3"]
+    assert res["psds1_class"]["c1"] is None and res["psds1_class"]["c0"] is not None
+    assert 0.0 < res["psds1"] <= 1.0

@@ -137,12 +137,19 @@ def psds_scores(
         raise DataError(f"durations_s has shape {durations.shape}; need one per file")
     n_frames = probs.shape[2]
     edges = np.arange(n_frames + 1) * frame_s
+    # PSDS needs a TPR per class: a class with no reference event has none, so it is
+    # left out (and named in the result) instead of failing the whole evaluation.
+    present = set(np.unique(ground_truth.cls).tolist())
+    keep = [k for k in range(len(classes)) if k in present]
+    if not keep:
+        raise DataError("PSDS: the ground truth has no event at all")
+    kept = [classes[k] for k in keep]
     scores = {}
     for i, name in enumerate(files):
         stamps = np.minimum(edges, durations[i])
         # A fresh, writable [T, C] array per clip (sed_scores_eval writes into its inputs).
         scores[name] = create_score_dataframe(
-            np.array(probs[i].T, copy=True), stamps, list(classes)
+            np.array(probs[i][keep].T, copy=True), stamps, kept
         )
     refs = _reference_events(ground_truth, files, classes)
     audio_durations = {name: float(durations[i]) for i, name in enumerate(files)}
@@ -150,9 +157,11 @@ def psds_scores(
     out: dict[str, Any] = {
         "n_thresholds": n_thresholds,
         "median_window": median_window,
+        "classes_without_ground_truth": [c for c in classes if c not in kept],
     }
     for key, setting in (("psds1", PSDS1), ("psds2", PSDS2)):
         value, per_class, *_ = sse_psds(scores, refs, audio_durations, **setting)
         out[key] = float(value)
-        out[f"{key}_class"] = {str(c): float(per_class[c]) for c in classes}
+        out[f"{key}_class"] = {str(c): float(per_class[c]) if c in kept else None
+                               for c in classes}
     return out
