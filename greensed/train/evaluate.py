@@ -71,7 +71,9 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
     result = {
         "schema": runlog.SCHEMA_VERSION, "model": which, "checkpoint_epoch": ck.get("epoch"),
         "psds1": scores["psds1"], "psds2": scores["psds2"],
-        "n_thresholds": scores.get("n_thresholds"), "f1": float(f1.macro_f1),
+        "n_thresholds": scores.get("n_thresholds"),
+        "classes_without_ground_truth": scores.get("classes_without_ground_truth", []),
+        "f1": float(f1.macro_f1),
         "class_f1": f1.per_class(list(CLASSES)), "n_clips": len(val),
         "data": cfg.data.path or f"synthetic:{cfg.data.preset}-seed{cfg.data.synth_seed}",
         "eval_energy": {**reading.to_record(), "duration_s": reading.duration_s},
