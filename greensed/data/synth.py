@@ -58,13 +58,22 @@ class SynthPreset:
     snr_db: tuple[float, float] = (6.0, 20.0)  # event RMS over background RMS
     max_polyphony: int = 2  # events sounding at once, at most
     background_dbfs: tuple[float, float] = (-45.0, -30.0)  # background RMS level
+    # RMS of a class-specific band-noise cue added under each event, relative to the
+    # event (0: none). It gives every class an area-like mark in the mel that a CNN
+    # picks up within a few hundred steps: the CPU-sized quick preset uses it so
+    # that a 10-minute run learns all ten classes; the other presets do not.
+    cue: float = 0.0
 
     def size(self, subset: str) -> int:
         return int(getattr(self, f"n_{subset}"))
 
 
 PRESETS: dict[str, SynthPreset] = {
-    "quick": SynthPreset(n_strong=96, n_weak=96, n_unlabelled=192, n_validation=96),
+    # CPU-sized and learnable in ~300 steps of batch 8: dense, long, loud events,
+    # each with its class's band cue (see SynthPreset.cue).
+    "quick": SynthPreset(n_strong=48, n_weak=48, n_unlabelled=96, n_validation=64,
+                         events_per_clip=(3, 5), event_duration_s=(1.5, 5.0),
+                         snr_db=(10.0, 25.0), cue=3.0),
     "small": SynthPreset(n_strong=384, n_weak=384, n_unlabelled=768, n_validation=384),
     # DESED 2022 sizes; density and SNR range of its synthetic soundscapes.
     "paper-like": SynthPreset(
@@ -399,6 +408,11 @@ def place_events(rng: np.random.Generator, preset: SynthPreset,
     return sorted(events, key=lambda e: (e[1], e[0]))
 
 
+# Ten adjacent bands, log-spaced over 150-7,500 Hz: class i's cue sits in band i.
+_EDGES = np.geomspace(150.0, 7500.0, len(CLASSES) + 1)
+CUE_BANDS_HZ = tuple((float(lo), float(hi)) for lo, hi in zip(_EDGES[:-1], _EDGES[1:], strict=True))
+
+
 def make_clip(rng: np.random.Generator, preset: SynthPreset,
               clip_s: float = CLIP_S) -> tuple[np.ndarray, list[tuple[int, float, float]]]:
     """One soundscape: (float32 wave in [-1, 1], events)."""
@@ -411,6 +425,9 @@ def make_clip(rng: np.random.Generator, preset: SynthPreset,
     for cls, on, off in events:
         a, b = round(on * SR), round(off * SR)
         sig = FAMILIES[cls](rng, b - a)
+        if preset.cue > 0:
+            sig = sig / (np.sqrt(np.mean(sig**2)) + 1e-12)
+            sig = sig + preset.cue * _shaped_noise(rng, b - a, _band(*CUE_BANDS_HZ[cls], 0.1))
         r = min(ramp_n, (b - a) // 2)
         sig[:r] *= ramp[:r]
         sig[len(sig) - r:] *= ramp[:r][::-1]

@@ -29,6 +29,29 @@ class GLU(nn.Module):
         return lin * torch.sigmoid(x)
 
 
+_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout, with a faster mask for p = 0.5 on the CPU.
+
+    On the CPU, ``bernoulli_`` was a third of a training step's time (16 masks a
+    step, the largest 10 M elements). For p = 0.5 each mask element is one fair
+    random bit, so one random byte gives eight: the same distribution (every
+    element kept independently with probability 1/2, scaled by 2) from an
+    eighth of the random draws, measured 2.5-7x faster than ``F.dropout``.
+    Elsewhere (GPU, other p, eval) it is ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p != 0.5 or x.device.type != "cpu":
+            return super().forward(x)
+        n = x.numel()
+        bytes_ = torch.randint(0, 256, ((n + 7) // 8,), dtype=torch.uint8)
+        mask = ((bytes_.unsqueeze(-1) >> _BIT_SHIFTS) & 1).view(-1)[:n].view(x.shape)
+        return x * mask * 2.0
+
+
 class ConvBlock(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, pool: tuple[int, int], dropout: float) -> None:
         super().__init__(
@@ -36,7 +59,7 @@ class ConvBlock(nn.Sequential):
             # PyTorch momentum 0.99 = the baseline's setting (not Keras' 0.99 decay).
             nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.99),
             GLU(c_out),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.AvgPool2d(pool),
         )
 
@@ -57,7 +80,7 @@ class CRNN(nn.Module):
             freq_out //= pf
         self.rnn = nn.GRU(c_in * freq_out, rnn_hidden, num_layers=2, bidirectional=True,
                           batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.strong_head = nn.Linear(2 * rnn_hidden, n_classes)
         self.attention_head = nn.Linear(2 * rnn_hidden, n_classes)
 
