@@ -103,26 +103,22 @@ def repair_epochs(run_dir: Path) -> int:
     good = read_epochs(run_dir)
     n_lines = sum(1 for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
     if n_lines != len(good):
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in good)
-        atomic_write_bytes(path, text.encode())
+        _rewrite_epochs(run_dir, good)
     return n_lines - len(good)
 
 
 def truncate_epochs(run_dir: Path, keep: int) -> None:
     """Keep only the first ``keep`` records (used on resume from an older checkpoint)."""
-    good = read_epochs(run_dir)[:keep]
-    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in good)
+    _rewrite_epochs(run_dir, read_epochs(run_dir)[:keep])
+
+
+def _rewrite_epochs(run_dir: Path, records: list[dict[str, Any]]) -> None:
+    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
     atomic_write_bytes(Path(run_dir) / EPOCHS_FILE, text.encode())
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / SUMMARY_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise GreensedError(f"{path}: not valid JSON ({exc})") from None
+    return read_json(Path(run_dir) / SUMMARY_FILE)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

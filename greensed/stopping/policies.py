@@ -293,12 +293,10 @@ def _is_cap(policy: Policy) -> bool:
 
 
 @dataclass(frozen=True)
-class AnyOf:
-    """Stop when any policy says stop. ``policy`` is the first that fired, in
-    order; ``reason`` lists every one that fired."""
+class _Combined:
+    """What any-of and all-of share: their children's energy needs and checks."""
 
     policies: Sequence[Policy]
-    name: str = field(default="any", init=False)
 
     @property
     def requires_energy(self) -> bool:
@@ -309,6 +307,15 @@ class AnyOf:
             raise ConfigError("stop: no policies to combine")
         for p in self.policies:
             p.check_config()
+
+
+@dataclass(frozen=True)
+class AnyOf(_Combined):
+    """Stop when any policy says stop. ``policy`` is the first that fired, in
+    order; ``reason`` lists every one that fired."""
+
+    policies: Sequence[Policy]
+    name: str = field(default="any", init=False)
 
     def decide(self, history: History) -> Decision:
         fired = [d for d in (p.decide(history) for p in self.policies) if d.stop]
@@ -318,7 +325,7 @@ class AnyOf:
 
 
 @dataclass(frozen=True)
-class AllOf:
+class AllOf(_Combined):
     """Stop when every policy says stop; ``policy`` joins their names with '+'.
 
     A cap (MaxEpochs) is not a vote: it stops the run on its own.
@@ -326,16 +333,6 @@ class AllOf:
 
     policies: Sequence[Policy]
     name: str = field(default="all", init=False)
-
-    @property
-    def requires_energy(self) -> bool:
-        return any(p.requires_energy for p in self.policies)
-
-    def check_config(self) -> None:
-        if not self.policies:
-            raise ConfigError("stop: no policies to combine")
-        for p in self.policies:
-            p.check_config()
 
     def decide(self, history: History) -> Decision:
         votes = [(p, p.decide(history)) for p in self.policies]
