@@ -183,15 +183,20 @@ def apply_dict(cfg: RunConfig, raw: dict[str, Any], where: str) -> RunConfig:
     return cfg
 
 
+def read_toml(path: Path, what: str = "recipe") -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad TOML is one ConfigError line."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
 def load_recipe(path: str | Path, base: RunConfig | None = None) -> RunConfig:
     """Read a TOML recipe onto ``base`` (defaults when None)."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: recipe not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    raw = read_toml(path)
     raw.pop("recipe", None)  # free-form metadata (name, description)
     return apply_dict(base or RunConfig(), raw, str(path))
 

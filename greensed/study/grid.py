@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from greensed import runlog
-from greensed.config import RunConfig, apply_dict, load_recipe
+from greensed.config import RunConfig, apply_dict, load_recipe, read_toml
 from greensed.errors import ConfigError
 
 _GRID_KEYS = {"name", "description", "base", "batch_size", "seed", "recipes"}
@@ -85,12 +85,7 @@ def load_grid(path: str | Path) -> Grid:
     cells are a ConfigError naming the file and key. Also loads every run
     recipe it names, so a broken cell fails before any training starts."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: grid recipe not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    raw = read_toml(path, "grid recipe")
 
     # [slurm]: launcher resources, read by greensed.launch (docs/cluster.md).
     extra = set(raw) - {"grid", "overrides", "recipe", "slurm"}
