@@ -27,3 +27,15 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cache_dir(tmp_path: Path) -> Path:
     """A fresh, empty feature cache per test."""
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: on a shared 2-core machine two threads per
+    process spin against each other (5-10x slower); spawned ranks take their own."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from test_train import quiet, tiny_config
 
 from greensed import runlog
@@ -59,13 +58,7 @@ def ddp_config(dataset: Path, cache: Path, epochs: int):
     return cfg
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Each spawned rank takes cores // 2 threads; the in-process run takes one too.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

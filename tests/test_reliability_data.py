@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from test_train import quiet, tiny_config
 
 from greensed import runlog
@@ -19,14 +18,7 @@ from greensed.data.desed import load_dataset
 from greensed.errors import DataError, GreensedError
 from greensed.train.loop import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two torch threads on a shared 2-core machine spin against each other (5-10x slower).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

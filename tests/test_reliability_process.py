@@ -45,13 +45,7 @@ main()
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two torch threads on a shared 2-core machine spin against each other (5-10x slower).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,14 +21,7 @@ from greensed.train import step as step_mod
 from greensed.train.loop import train
 from greensed.train.validate import METRICS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two torch threads on a shared 2-core machine spin against each other (5-10x slower).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def one_step_config(dataset: Path, cache: Path, epochs: int):
