@@ -61,6 +61,15 @@ def test_plateau_min_delta_requires_strictly_more():
     assert "by more than 0.01" in p.decide(history([0.5, 0.51, 0.505])).reason
 
 
+def test_plateau_reason_names_a_higher_value_below_min_delta():
+    """0.51 beats 0.5 by only 0.01: the reference stays epoch 1, and the reason also
+    names the highest value, the summary's best epoch."""
+    d = Plateau(patience=2, min_delta=0.01).decide(history([0.5, 0.51, 0.505]))
+    assert d.reason.endswith("(best 0.5 at epoch 1; highest 0.51 at epoch 2)")
+    d = Plateau(patience=2, min_delta=0.01).decide(history([0.5, 0.49, 0.5]))
+    assert d.reason.endswith("(best 0.5 at epoch 1)")  # a tie is not higher
+
+
 def test_plateau_mode_min():
     p = Plateau(metric="loss", mode="min", patience=2)
     assert first_stop(p, history([3.0, 2.0, 2.5, 2.0], key="loss")) == 4

@@ -90,13 +90,17 @@ class Plateau:
             )
 
     def decide(self, history: History) -> Decision:
-        best: float | None = None
+        best: float | None = None  # the reference: the last value that beat min_delta
         best_epoch: int | None = None
+        top: float | None = None  # the highest (mode max) value, improvement or not
+        top_epoch: int | None = None
         wait = 0
         for i, rec in enumerate(history):
             if epoch_number(history, i) <= self.warmup_epochs:
                 continue
             value = finite_metric(rec, self.metric)
+            if value is not None and better(value, top, self.mode):
+                top, top_epoch = value, epoch_number(history, i)
             if value is not None and better(value, best, self.mode, self.min_delta):
                 best, best_epoch, wait = value, epoch_number(history, i), 0
             else:
@@ -105,11 +109,15 @@ class Plateau:
             return CONTINUE
         by = f" by more than {self.min_delta:g}" if self.min_delta > 0 else ""
         where = f" at epoch {best_epoch}" if best_epoch is not None else ""
+        # With min_delta > 0 a later, smaller gain is not an improvement: name the
+        # highest value too, so the reason agrees with the summary's best epoch.
+        also = (f"; highest {fmt(top)} at epoch {top_epoch}"
+                if top_epoch is not None and top_epoch != best_epoch else "")
         return Decision(
             True,
             self.name,
             f"plateau: {self.metric} did not improve{by} for {wait} epochs "
-            f"(best {fmt(best)}{where})",
+            f"(best {fmt(best)}{where}{also})",
         )
 
 
