@@ -6,8 +6,9 @@
 #      data of the right shapes) in fp32 and in bf16: clips/s, seconds and Wh per
 #      epoch from the NVML counter, GPU utilisation.
 # Uses .venv if present, else the machine's python3 (which must hold torch,
-# torchaudio and nvidia-ml-py; soundfile and codecarbon can be carried as wheels
-# in .whl/, installed with --no-index into /tmp/site).
+# torchaudio and nvidia-ml-py; soundfile is carried as wheels in .whl/, made
+# here by benchmarks/gpu_wheels.sh and installed with --no-index into /tmp/site).
+# GREENSED_GPU_COMPILE=1 adds a bf16 + torch.compile epoch run (about 1 more minute).
 # Results land in $OUT (or benchmarks/results/) as JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +36,7 @@ for p in fp32 bf16; do
   timeout 100 "$PY" benchmarks/epoch_bench.py --device cuda --precision "$p" --epochs 2 \
     --meter nvml --out "$RES/gpu-epoch-$p.json" || echo "epoch bench $p failed"
 done
+if [ "${GREENSED_GPU_COMPILE:-0}" = 1 ]; then
+  timeout 150 "$PY" benchmarks/epoch_bench.py --device cuda --precision bf16 --compile \
+    --epochs 2 --meter nvml --out "$RES/gpu-epoch-bf16-compile.json" || echo "epoch bench compile failed"
+fi
