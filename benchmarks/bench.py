@@ -66,8 +66,9 @@ def make_audio_files(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 def step_bench(device: torch.device, bs: int, reps: int, sync: Callable[[], None],
                mels_all: torch.Tensor, files: list[Path], mel: torch.nn.Module,
-               tc: TrainConfig) -> tuple[dict[str, float], Any, Any, Any]:
-    """greensed's step (cached features) vs the reference step (audio every batch)."""
+               tc: TrainConfig, compiled: bool) -> tuple[dict[str, float], Any, Any, Any]:
+    """greensed's step (cached features) vs the reference step (audio every batch),
+    and greensed's step with torch.compile'd forward passes (train.compile)."""
     s, w = bs // 4, bs // 4
     y_strong = (torch.rand(s, 10, 156, device=device) > 0.8).float()
     y_weak = (torch.rand(w, 10, device=device) > 0.7).float()
@@ -95,13 +96,31 @@ def step_bench(device: torch.device, bs: int, reps: int, sync: Callable[[], None
 
     t_ours = median_time(ours, reps, sync)
     t_ref = median_time(reference, reps, sync)
-    return ({"greensed_step_s": t_ours, "greensed_clips_per_s": bs / t_ours,
-             "reference_step_s": t_ref, "reference_clips_per_s": bs / t_ref,
-             "speedup": t_ref / t_ours}, student, teacher, opt)
+    res = {"greensed_step_s": t_ours, "greensed_clips_per_s": bs / t_ours,
+           "reference_step_s": t_ref, "reference_clips_per_s": bs / t_ref,
+           "speedup": t_ref / t_ours}
+    if compiled:
+        # Wrappers share the parameters, as in the trainer with train.compile = true.
+        c_student, c_teacher = torch.compile(student), torch.compile(teacher)
+
+        def ours_compiled() -> None:
+            optimize(c_student, c_teacher, opt, batch, step=step[0], rampup_steps=1000, tc=tc,
+                     rng=rng)
+            step[0] += 1
+
+        t = time.perf_counter()
+        ours_compiled()  # the compilation itself: a one-off cost paid in a run's first step
+        sync()
+        res["compile_first_step_s"] = time.perf_counter() - t
+        t_comp = median_time(ours_compiled, reps, sync)
+        res.update({"compiled_step_s": t_comp, "compiled_clips_per_s": bs / t_comp,
+                    "compiled_speedup_vs_eager": t_ours / t_comp,
+                    "compiled_speedup_vs_reference": t_ref / t_comp})
+    return res, student, teacher, opt
 
 
 def bench(device: torch.device, reps: int, batch_sizes: list[int], n_val: int,
-          epoch_steps: int) -> dict[str, Any]:
+          epoch_steps: int, compiled: bool = True) -> dict[str, Any]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     fc = FeatureConfig()
     mel = mel_module(fc).to(device)
@@ -116,11 +135,17 @@ def bench(device: torch.device, reps: int, batch_sizes: list[int], n_val: int,
 
     # 1. Train step, student + teacher, fp32: greensed vs the reference.
     for bs in batch_sizes:
-        res, student, teacher, opt = step_bench(device, bs, reps, sync, mels_all, files, mel, tc)
+        res, student, teacher, opt = step_bench(device, bs, reps, sync, mels_all, files, mel, tc,
+                                                compiled)
         out["steps"][str(bs)] = res
         print(f"batch {bs}: greensed {res['greensed_clips_per_s']:.2f} clips/s, reference "
               f"{res['reference_clips_per_s']:.2f} clips/s, speed-up x{res['speedup']:.2f}",
               flush=True)
+        if compiled:
+            print(f"batch {bs}: compiled {res['compiled_clips_per_s']:.2f} clips/s "
+                  f"(x{res['compiled_speedup_vs_eager']:.2f} vs eager, "
+                  f"x{res['compiled_speedup_vs_reference']:.2f} vs reference; first step "
+                  f"{res['compile_first_step_s']:.0f} s)", flush=True)
 
     # 2. Validation: forward student + teacher, decode, intersection F1.
     val_mels = mels_all.repeat((n_val + len(mels_all) - 1) // len(mels_all), 1, 1)[:n_val]
@@ -221,11 +246,14 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="24,48")
     ap.add_argument("--val-clips", type=int, default=192)
     ap.add_argument("--epoch-steps", type=int, default=4)
+    ap.add_argument("--no-compile", action="store_true",
+                    help="skip the torch.compile step (compiling costs up to ~90 s per "
+                         "batch size on 2 CPU cores)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     device = torch.device(args.device)
     res = bench(device, args.reps, [int(b) for b in args.batch_sizes.split(",")],
-                args.val_clips, args.epoch_steps)
+                args.val_clips, args.epoch_steps, compiled=not args.no_compile)
     res["wall_s"] = time.perf_counter() - t0
     res["machine"] = platform.platform()
     out = args.out or Path("benchmarks/results") / (

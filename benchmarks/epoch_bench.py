@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--val-clips", type=int, default=2700)
     ap.add_argument("--epochs", type=int, default=2, help="the first one is warm-up")
     ap.add_argument("--meter", default="auto")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the step's forward passes (train.compile); "
+                         "epoch 1 compiles")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -102,6 +105,10 @@ def main() -> None:
     teacher = make_teacher(student)
     opt = torch.optim.Adam(student.parameters(), lr=1e-3, foreach=True,
                            fused=None if device.type == "cpu" else True)
+    # As the trainer: compiled wrappers for the step; validation uses the eager modules.
+    step_student, step_teacher = student, teacher
+    if args.compile:
+        step_student, step_teacher = torch.compile(student), torch.compile(teacher)
     meter = make_meter(args.meter, device=str(device))
     meter.start()
     results: list[dict[str, Any]] = []
@@ -120,8 +127,8 @@ def main() -> None:
             i_s, i_w, i_u = (p[i * k:(i + 1) * k] for p, k in zip(perm, (s, w, u), strict=True))
             batch = Batch(torch.cat([strong[i_s], weak[i_w], unlab[i_u]]).float(),
                           y_strong[i_s], y_weak[i_w])
-            optimize(student, teacher, opt, batch, step=step, rampup_steps=1000, tc=cfg.train,
-                     rng=rng)
+            optimize(step_student, step_teacher, opt, batch, step=step, rampup_steps=1000,
+                     tc=cfg.train, rng=rng)
             step += 1
         sync()
         t1 = time.perf_counter()
@@ -146,8 +153,8 @@ def main() -> None:
     meter.close()
     report = {"device": str(device), "gpu": torch.cuda.get_device_name(device)
               if device.type == "cuda" else None, "torch": torch.__version__,
-              "precision": args.precision, "batch_size": bs, "steps": args.steps,
-              "val_clips": args.val_clips, "epochs": results}
+              "precision": args.precision, "compile": args.compile, "batch_size": bs,
+              "steps": args.steps, "val_clips": args.val_clips, "epochs": results}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -56,7 +56,7 @@ def _apply_train_flags(cfg: Any, *, data: Path | None, epochs: int | None,
                        batch_size: int | None, seed: int | None, device: str | None,
                        meter: str | None, skip_bad_audio: bool | None,
                        max_steps_per_epoch: int | None, cache_dir: Path | None,
-                       precision: str | None = None) -> None:
+                       precision: str | None = None, compile_: bool | None = None) -> None:
     """CLI flags override recipe keys (None: flag not given)."""
     from greensed.config import update_section
 
@@ -64,7 +64,8 @@ def _apply_train_flags(cfg: Any, *, data: Path | None, epochs: int | None,
         "data": {"path": str(data) if data else None, "skip_bad_audio": skip_bad_audio,
                  "cache_dir": str(cache_dir) if cache_dir else None},
         "train": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "device": device,
-                  "max_steps_per_epoch": max_steps_per_epoch, "precision": precision},
+                  "max_steps_per_epoch": max_steps_per_epoch, "precision": precision,
+                  "compile": compile_},
         "meter": {"spec": meter},
     }
     for section, values in pairs.items():
@@ -88,6 +89,7 @@ def train(
     seed: int | None = typer.Option(None),
     device: str | None = typer.Option(None, help="auto | cpu | cuda"),
     precision: str | None = typer.Option(None, help="fp32 | bf16 (autocast of the forward passes; for GPUs)"),
+    compile_: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the training step's forward passes (pays off after a few epochs; docs/performance.md)"),
     stop: list[str] | None = typer.Option(None, help="Stopping policy: plateau, budget, target, marginal, max-epochs (repeatable)"),
     patience: int | None = typer.Option(None, help="plateau: epochs without improvement"),
     min_delta: float | None = typer.Option(None, help="plateau: minimum improvement"),
@@ -127,7 +129,7 @@ def train(
     _apply_train_flags(cfg, data=data, epochs=epochs, batch_size=batch_size, seed=seed,
                        device=device, meter=meter, skip_bad_audio=skip_bad_audio,
                        max_steps_per_epoch=max_steps_per_epoch, cache_dir=cache_dir,
-                       precision=precision)
+                       precision=precision, compile_=compile_)
     parse_stop_cli(cfg.stop, stop=stop, patience=patience, min_delta=min_delta,
                    budget_kwh=budget_kwh, target_f1=target_f1, min_f1_per_kwh=min_f1_per_kwh,
                    warmup=warmup, metric=metric, combine=combine)

@@ -55,6 +55,8 @@ class TrainConfig:
     mixup_alpha: float = 0.2
     device: str = "auto"
     precision: str = "fp32"
+    # torch.compile the student and teacher calls of the training step (docs/performance.md).
+    compile: bool = False
     num_workers: int = 0
     # Cap on optimizer steps per epoch (0: no cap); for tests and smoke runs.
     max_steps_per_epoch: int = 0

@@ -27,7 +27,7 @@ def test_epoch_bench_runs_on_cpu(tmp_path):
 def test_bench_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run([sys.executable, "benchmarks/bench.py", "--batch-sizes", "4", "--reps", "1",
-                    "--val-clips", "4", "--epoch-steps", "1", "--out", str(out)],
+                    "--val-clips", "4", "--epoch-steps", "1", "--no-compile", "--out", str(out)],
                    cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=600)
     rep = json.loads(out.read_text())
     assert rep["steps"]["4"]["greensed_clips_per_s"] > 0

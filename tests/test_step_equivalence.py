@@ -4,6 +4,7 @@ baseline-style reference step (features from audio each batch) on the same batch
 from __future__ import annotations
 
 import copy
+import shutil
 
 import numpy as np
 import pytest
@@ -71,3 +72,37 @@ def test_fp16_feature_cache_changes_losses_negligibly():
     out = _run_both(lambda audio, mel: compute_mels(audio, mel).half(), n_steps=1)
     for key, value in out["ref"][0].items():
         assert out["ours"][0][key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_step_same_losses_as_eager():
+    """train.compile: torch.compile'd student and teacher give the eager losses.
+
+    Dropout is off (compiled graphs draw their own random numbers) and clips are
+    short (64 frames) to keep the compile cheap. Tolerance 1e-4 absolute: the
+    compiler may fuse and reorder reductions.
+    """
+    g = torch.Generator().manual_seed(0)
+    mels = torch.rand(8, 64, 128, generator=g) * 10
+    batch = Batch(mels, (torch.rand(2, 10, 16, generator=g) > 0.8).float(),
+                  (torch.rand(2, 10, generator=g) > 0.7).float())
+    tc = TrainConfig(mixup_p=1.0)
+    torch.manual_seed(0)
+    eager = CRNN(dropout=0.0)
+    losses = {}
+    for name in ("eager", "compiled"):
+        student = copy.deepcopy(eager)
+        teacher = make_teacher(student)
+        opt = torch.optim.Adam(student.parameters(), lr=tc.lr, foreach=True)
+        s_call, t_call = student, teacher
+        if name == "compiled":
+            s_call, t_call = torch.compile(student), torch.compile(teacher)
+        rng = np.random.default_rng(1)
+        losses[name] = [
+            {k: float(v.detach()) for k, v in optimize(s_call, t_call, opt, batch, step=step,
+                                              rampup_steps=10, tc=tc, rng=rng).items()}
+            for step in range(2)]
+    for ref, ours in zip(losses["eager"], losses["compiled"], strict=True):
+        for key, value in ref.items():
+            assert ours[key] == pytest.approx(value, abs=1e-4), key

@@ -147,3 +147,30 @@ def test_budget_never_exceeded_with_constant_meter(tiny_dataset, tmp_path):
     assert res.summary["epochs"] == 3
     assert res.summary["total_kwh"] == pytest.approx(3.0)
     assert res.summary["budget_overrun_kwh"] == 0.0
+
+
+def test_compile_wraps_only_the_training_step(tiny_dataset, tmp_path, monkeypatch):
+    """train.compile: the step calls torch.compile'd wrappers of the student and
+    teacher (sharing their parameters); validation, EMA and checkpoints use the
+    eager modules. A pass-through stand-in for torch.compile keeps this cheap
+    (the real compiler is checked in test_step_equivalence)."""
+    class Counting(torch.nn.Module):
+        def __init__(self, module: torch.nn.Module) -> None:
+            super().__init__()
+            self.module, self.calls = module, 0
+
+        def forward(self, x: torch.Tensor):
+            self.calls += 1
+            return self.module(x)
+
+    wrappers: list[Counting] = []
+    monkeypatch.setattr(torch, "compile", lambda m: wrappers.append(Counting(m)) or wrappers[-1])
+    cfg = tiny_config(tiny_dataset, tmp_path / "cache", epochs=1)
+    eager = train(cfg, tmp_path / "eager", report=quiet)
+    assert wrappers == []
+    cfg.train.compile = True
+    compiled = train(cfg, tmp_path / "compiled", report=quiet)
+    assert [w.calls for w in wrappers] == [2, 2]  # 2 steps; validation bypasses them
+    assert compiled.history[0]["loss"] == eager.history[0]["loss"]
+    assert compiled.history[0]["metrics"] == eager.history[0]["metrics"]
+    assert compiled.model_sha256 == eager.model_sha256

@@ -331,6 +331,13 @@ class _Run:
         # The module that trains: the student itself, or its DDP wrapper (gradients
         # averaged over ranks in backward, so one optimizer step sees the global batch).
         self.model = group.wrap(self.student)
+        # The training step may call compiled wrappers of the same modules (shared
+        # parameters); validation, EMA and checkpoints use the eager modules, so
+        # eval mode and other batch shapes trigger no recompilation.
+        self.step_student, self.step_teacher = self.model, self.teacher
+        if tc.compile:
+            self.step_student = torch.compile(self.model)
+            self.step_teacher = torch.compile(self.teacher)
         self.opt = torch.optim.Adam(self.student.parameters(), lr=tc.lr, betas=(0.9, 0.999),
                                     foreach=True)
         self.data = DeviceData.from_dataset(ds, device)
@@ -530,7 +537,8 @@ class _Run:
         cut: int | None = None
         for idx in epoch_batches(self.data.sizes(), self.shares, tc.seed, epoch,
                                  tc.max_steps_per_epoch):
-            losses = optimize(self.model, self.teacher, self.opt, self.data.batch(g.shard(idx)),
+            losses = optimize(self.step_student, self.step_teacher, self.opt,
+                              self.data.batch(g.shard(idx)),
                               step=self.step, rampup_steps=self.rampup_steps, tc=tc, rng=self.rng)
             self.step += 1
             sums += torch.stack([losses[k].detach() for k in LOSS_KEYS])
