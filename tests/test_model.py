@@ -13,7 +13,8 @@ def test_parameter_count_matches_baseline():
 
 def test_output_shapes():
     model = CRNN().eval()
-    strong, weak = model(torch.rand(3, 626, 128))
+    with torch.no_grad():
+        strong, weak = model(torch.rand(3, 626, 128))
     assert strong.shape == (3, 10, 156)
     assert weak.shape == (3, 10)
     assert float(strong.min()) >= 0 and float(strong.max()) <= 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from greensed import config as C
@@ -53,7 +54,7 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
     meter.start()
     meter.begin_window()
     try:
-        mels = torch.from_numpy(val.mels[:]).to(dev)
+        mels = torch.from_numpy(np.array(val.mels)).to(dev)  # a writable copy of the memmap
         strong, _ = predict(net, mels)
         probs = strong.float().cpu().numpy()
         truth = Events.from_tuples(val.events or [])
