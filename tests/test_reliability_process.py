@@ -34,7 +34,7 @@ real_validate = loop.validate
 calls = []
 def validate(*args, **kwargs):
     calls.append(1)
-    if len(calls) == 2:
+    if len(calls) == int(os.environ.get("GREENSED_TEST_PARK_EPOCH", "2")):
         open(os.environ["GREENSED_TEST_PARKED"], "w").close()
         time.sleep(600)
     return real_validate(*args, **kwargs)
@@ -181,6 +181,38 @@ def test_kill_9_mid_epoch_then_resume_accounts_the_lost_part_once(
     code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)
     assert code == 0
     assert R.read_lost(run) == [lost] and runlog.read_epochs(run) == records
+    assert runlog.read_summary(run)["total_kwh"] == pytest.approx(s["total_kwh"])
+
+
+def test_kill_9_in_the_first_epoch_is_estimated_from_the_redone_epoch(
+        tiny_dataset, cache, tmp_path, monkeypatch, capsys):
+    """No finished epoch to take the power from: the resume's redo of epoch 1 gives it."""
+    run = tmp_path / "run"
+    parked = tmp_path / "parked"
+    proc = spawn([sys.executable, "-c", PARK_IN_EPOCH_2,
+                  *train_args(tiny_dataset, cache, run, 2)],
+                 GREENSED_TEST_PARKED=str(parked), GREENSED_TEST_PARK_EPOCH="1")
+    wait_for(parked.exists, proc)
+    beat = R.read_heartbeat(run)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert beat["epoch"] == 1 and beat["elapsed_s"] > 0
+    assert runlog.read_epochs(run, strict=True) == []
+
+    code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)
+    assert code == 0
+    s = runlog.read_summary(run)
+    assert s["status"] == "finished" and s["epochs"] == 2
+    records = check_energy_ledger(run, s)
+    (lost,) = R.read_lost(run)
+    assert lost["epoch"] == 1 and lost["duration_s"] == beat["elapsed_s"]
+    assert lost["how"] == "estimated: elapsed time x mean power of the redone epoch"
+    assert lost["kwh"] == pytest.approx(records[0]["avg_power_w"] * beat["elapsed_s"] / 3.6e6)
+    assert records[0]["cumulative_kwh"] == pytest.approx(lost["kwh"] + records[0]["energy_kwh"])
+    assert s["lost_kwh"] == pytest.approx(lost["kwh"])
+
+    code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)  # nothing counted twice
+    assert code == 0 and R.read_lost(run) == [lost]
     assert runlog.read_summary(run)["total_kwh"] == pytest.approx(s["total_kwh"])
 
 

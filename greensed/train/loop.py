@@ -595,10 +595,24 @@ class _Run:
         self.report(self._epoch_line(record))
         return record
 
+    def estimate_unknown_lost(self, epoch: int, reading: Any) -> None:
+        """A kill before any epoch finished left an 'unknown' lost part; the redo of
+        that same epoch now gives the power to estimate it from (same work)."""
+        power_w = reading.avg_power_w
+        if power_w is None or not any(e["kwh"] is None and e["epoch"] == epoch
+                                      and e.get("duration_s") for e in self.lost):
+            return
+        for e in self.lost:
+            if e["kwh"] is None and e["epoch"] == epoch and e.get("duration_s"):
+                e["kwh"] = power_w * e["duration_s"] / 3.6e6
+                e["how"] = "estimated: elapsed time x mean power of the redone epoch"
+        R.rewrite_lost(self.run_dir, self.lost)
+
     def make_record(self, epoch: int, loss: dict[str, float], factor: float,
                     metrics: dict[str, Any], train_s: float, val_s: float,
                     reading: Any) -> dict[str, Any]:
         prev = self.history[-1]["cumulative_kwh"] if self.history else 0.0
+        self.estimate_unknown_lost(epoch, reading)
         # Earlier attempts at this epoch cut by a crash or signal count once, here.
         lost = sum(e["kwh"] or 0.0 for e in self.lost if e["epoch"] == epoch)
         energy = reading.to_record()

@@ -156,6 +156,12 @@ def append_lost(run_dir: Path, entry: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+def rewrite_lost(run_dir: Path, entries: list[dict[str, Any]]) -> None:
+    """Replace lost.jsonl at once (temp file + rename): a crash keeps the old one."""
+    runlog.atomic_write_bytes(run_dir / LOST_FILE,
+                              "".join(json.dumps(e) + "\n" for e in entries).encode())
+
+
 def write_heartbeat(run_dir: Path, epoch: int, elapsed_s: float) -> None:
     runlog.atomic_write_bytes(
         run_dir / HEARTBEAT_FILE,
