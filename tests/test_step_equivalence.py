@@ -55,7 +55,7 @@ def _run_both(mels_for_greensed, n_steps: int = 3):
             else:
                 losses = optimize(s, t, opts[k], Batch(mels, y_strong, y_weak), step=step,
                                   rampup_steps=rampup, tc=tc, rng=rng)
-                out[k].append({n: float(v) for n, v in losses.items()})
+                out[k].append({n: float(v.detach()) for n, v in losses.items()})
     return out
 
 
