@@ -358,7 +358,7 @@ def evaluate(
     from greensed.train.evaluate import evaluate as run_eval
 
     res = run_eval(run_dir, data=str(data) if data else None, model=model, meter_spec=meter,
-                   device=device)
+                   device=device, progress=lambda line: typer.echo(line, err=True))
     e = res["eval_energy"]
     energy = f"{e['energy_kwh'] * 1000:.3f} Wh" if e.get("energy_kwh") is not None else e.get("energy_status")
     typer.echo(f"{run_dir} ({res['model']}, epoch {res['checkpoint_epoch']}, {res['n_clips']} clips): "

@@ -135,17 +135,25 @@ def test_toml_layout_errors(tmp_path, cache_dir, text, needle):
 
 def test_embedded_default_generated_once(cache_dir, tiny_preset, monkeypatch):
     monkeypatch.setitem(synth.PRESETS, "tiny", tiny_preset)
-    ds = load_dataset(None, FeatureConfig(), cache_dir=cache_dir, preset="tiny", synth_seed=4)
+    lines: list[str] = []
+    ds = load_dataset(None, FeatureConfig(), cache_dir=cache_dir, preset="tiny", synth_seed=4,
+                      progress=lines.append)
     assert ds.root == cache_dir / "synth" / "tiny-seed4"
     assert len(ds.strong) == 4 and not ds.strong.cache_hit
+    # One line before each one-off slow part, so a first run does not look hung.
+    assert lines[0].startswith("generating the 'tiny' synthetic DESED-like set (")
+    assert str(ds.root) in lines[0]
+    assert lines[1:] == [f"extracting features: {name} ({n} clips, once)" for name, n in
+                         (("strong", 4), ("weak", 4), ("unlabelled", 4), ("validation", 4))]
 
     def no_generation(*args, **kwargs):
         raise AssertionError("regenerated")
 
     monkeypatch.setattr(synth, "generate", no_generation)
+    lines.clear()
     again = load_dataset(None, FeatureConfig(), cache_dir=cache_dir, preset="tiny",
-                         synth_seed=4)
-    assert again.strong.cache_hit and again.root == ds.root
+                         synth_seed=4, progress=lines.append)
+    assert again.strong.cache_hit and again.root == ds.root and lines == []
     assert [p.name for p in (cache_dir / "synth").iterdir()] == ["tiny-seed4"]
 
 

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,8 @@ def _read_hit(folder: Path, subset: str, key: str, shape_tf: tuple[int, int]
 
 def load_or_extract(cache_dir: Path, subset: str, root: Path, names: list[str],
                     paths: list[Path], features: FeatureConfig, *,
-                    skip_bad_audio: bool = False) -> CachedSubset:
+                    skip_bad_audio: bool = False,
+                    progress: Callable[[str], None] | None = None) -> CachedSubset:
     """Features of ``paths`` (named ``names``), from the cache or extracted into it.
 
     Every file is decoded once here, so bad audio surfaces before training:
@@ -107,6 +109,8 @@ def load_or_extract(cache_dir: Path, subset: str, root: Path, names: list[str],
             raise DataError(f"{hit.skipped[0]}: unreadable audio (skipped when the cache "
                             "was built; fix or remove it, or set skip_bad_audio)")
         return hit
+    if progress is not None:
+        progress(f"extracting features: {subset} ({len(paths)} clips, once)")
     return _extract(folder, subset, key, names, paths, features, shape_tf, skip_bad_audio)
 
 

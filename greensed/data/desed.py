@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,10 +159,11 @@ def _collect(name: str, src: SubsetSource
 
 
 def _load_subset(name: str, src: SubsetSource, root: Path, features: FeatureConfig,
-                 cache_dir: Path, skip_bad_audio: bool) -> Subset:
+                 cache_dir: Path, skip_bad_audio: bool,
+                 progress: Callable[[str], None] | None = None) -> Subset:
     names, paths, strong_events, weak_tags = _collect(name, src)
     cached = load_or_extract(cache_dir, name, root, names, paths, features,
-                             skip_bad_audio=skip_bad_audio)
+                             skip_bad_audio=skip_bad_audio, progress=progress)
     if not cached.files:
         raise DataError(f"{name}: empty subset (every audio file in {src.audio_dir} "
                         "was unreadable)")
@@ -190,15 +192,17 @@ def _load_subset(name: str, src: SubsetSource, root: Path, features: FeatureConf
 
 def load_dataset(path: str | Path | None, features: FeatureConfig, *,
                  cache_dir: str | Path | None = None, preset: str = "quick",
-                 synth_seed: int = 0, skip_bad_audio: bool = False) -> Dataset:
+                 synth_seed: int = 0, skip_bad_audio: bool = False,
+                 progress: Callable[[str], None] | None = None) -> Dataset:
     """The four subsets with cached features and label arrays.
 
     ``path=None`` loads the embedded synthetic dataset (``preset``, ``synth_seed``),
-    generating it into ``<cache_dir>/synth/`` the first time.
+    generating it into ``<cache_dir>/synth/`` the first time. ``progress`` gets
+    one line before each slow, one-off part (generation, feature extraction).
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if path is None:
-        root = ensure_synth(cache, preset, synth_seed)
+        root = ensure_synth(cache, preset, synth_seed, progress)
         layout = default_layout(root)
     else:
         p = Path(path).expanduser()
@@ -210,7 +214,7 @@ def load_dataset(path: str | Path | None, features: FeatureConfig, *,
             raise DataError(f"{p}: dataset path must be a folder or a .toml file")
         else:
             raise DataError(f"{p}: dataset path not found")
-    subsets = {name: _load_subset(name, src, root, features, cache, skip_bad_audio)
+    subsets = {name: _load_subset(name, src, root, features, cache, skip_bad_audio, progress)
                for name, src in layout.items()}
     skipped = sorted({f for sub in subsets.values() for f in sub.skipped})
     return Dataset(root=root, skipped_audio=skipped, **subsets)

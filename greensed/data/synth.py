@@ -499,7 +499,8 @@ def generate(out_dir: str | Path, preset: str | SynthPreset = "quick", seed: int
     return out
 
 
-def ensure_synth(cache_dir: str | Path, preset: str, seed: int) -> Path:
+def ensure_synth(cache_dir: str | Path, preset: str, seed: int,
+                 progress: Callable[[str], None] | None = None) -> Path:
     """The embedded dataset under <cache_dir>/synth/<preset>-seed<seed>/, generated once.
 
     Generation goes to a temporary folder renamed into place, so an interrupted
@@ -521,6 +522,9 @@ def ensure_synth(cache_dir: str | Path, preset: str, seed: int) -> Path:
     tmp = base / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     total = sum(p.size(s) for s in SUBSETS)
+    if progress is not None:
+        progress(f"generating the '{preset}' synthetic DESED-like set ({total} clips) into "
+                 f"{target} (once)")
     generate(tmp, p, seed, workers=min(4, os.cpu_count() or 1) if total >= 200 else 1)
     if target.exists():  # stale: other generator version or preset
         stale = base / f".stale-{target.name}-{os.getpid()}"

@@ -3,6 +3,7 @@ with the energy of the evaluation itself. Writes RUN_DIR/psds.json."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ PSDS_FILE = "psds.json"
 
 
 def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None = None,
-             meter_spec: str | None = None, device: str | None = None) -> dict[str, Any]:
-    """Score ``checkpoints/best.pt`` on the run's validation set (or ``data``)."""
+             meter_spec: str | None = None, device: str | None = None,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Score ``checkpoints/best.pt`` on the run's validation set (or ``data``);
+    ``progress`` hears of one-off data generation and feature extraction."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / runlog.CONFIG_FILE
     if not cfg_path.exists():
@@ -47,7 +50,7 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
     net.to(dev)
     ds = load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
                       preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
-                      skip_bad_audio=cfg.data.skip_bad_audio)
+                      skip_bad_audio=cfg.data.skip_bad_audio, progress=progress)
     val = ds.validation
     meter = make_meter(meter_spec or cfg.meter.spec, device=str(dev),
                        tracking_mode=cfg.meter.tracking_mode)

@@ -241,7 +241,7 @@ def _train_in(group: D.Group, cfg: C.RunConfig, run_dir: Path, device: torch.dev
         def load() -> Dataset:
             return load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
                                 preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
-                                skip_bad_audio=cfg.data.skip_bad_audio)
+                                skip_bad_audio=cfg.data.skip_bad_audio, progress=report)
 
         # Rank 0 first: it fills the feature cache, the other ranks then only read it.
         ds = group.on_main(load)
