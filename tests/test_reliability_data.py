@@ -42,7 +42,8 @@ def test_corrupt_audio_named_before_training_or_skipped_and_counted(dataset, tmp
     res = train(cfg, run, report=lines.append)
     assert res.summary["status"] == "finished" and res.summary["skipped_audio"] == 1
     assert runlog.read_summary(run)["skipped_audio"] == 1
-    assert "clips strong/weak/unlabelled/val 4/4/3/4" in lines[0]
+    (banner,) = [ln for ln in lines if ln.startswith("greensed: training")]
+    assert "clips strong/weak/unlabelled/val 4/4/3/4" in banner
 
 
 def test_audio_truncated_inside_its_header_is_an_error(tmp_path, tiny_dataset):
