@@ -328,15 +328,15 @@ class _Run:
             # Same initial weights on every rank (above); its own dropout masks (here).
             seq = np.random.SeedSequence([tc.seed, group.rank])
             torch.manual_seed(int(seq.generate_state(1)[0]))
-        # The module that trains: the student itself, or its DDP wrapper (gradients
-        # averaged over ranks in backward, so one optimizer step sees the global batch).
-        self.model = group.wrap(self.student)
-        # The training step may call compiled wrappers of the same modules (shared
-        # parameters); validation, EMA and checkpoints use the eager modules, so
-        # eval mode and other batch shapes trigger no recompilation.
-        self.step_student, self.step_teacher = self.model, self.teacher
+        # What the step calls: the student itself or its DDP wrapper (gradients
+        # averaged over ranks in backward, so one optimizer step sees the global
+        # batch), and the teacher; with train.compile, compiled wrappers of them
+        # (shared parameters). Validation, EMA and checkpoints use the eager
+        # modules, so eval mode and other batch shapes trigger no recompilation.
+        self.step_student = group.wrap(self.student)
+        self.step_teacher = self.teacher
         if tc.compile:
-            self.step_student = torch.compile(self.model)
+            self.step_student = torch.compile(self.step_student)
             self.step_teacher = torch.compile(self.teacher)
         self.opt = torch.optim.Adam(self.student.parameters(), lr=tc.lr, betas=(0.9, 0.999),
                                     foreach=True)
@@ -599,13 +599,13 @@ class _Run:
         """A kill before any epoch finished left an 'unknown' lost part; the redo of
         that same epoch now gives the power to estimate it from (same work)."""
         power_w = reading.avg_power_w
-        if power_w is None or not any(e["kwh"] is None and e["epoch"] == epoch
-                                      and e.get("duration_s") for e in self.lost):
+        unknown = [e for e in self.lost
+                   if e["kwh"] is None and e["epoch"] == epoch and e.get("duration_s")]
+        if power_w is None or not unknown:
             return
-        for e in self.lost:
-            if e["kwh"] is None and e["epoch"] == epoch and e.get("duration_s"):
-                e["kwh"] = power_w * e["duration_s"] / 3.6e6
-                e["how"] = "estimated: elapsed time x mean power of the redone epoch"
+        for e in unknown:  # entries of self.lost, updated in place
+            e["kwh"] = power_w * e["duration_s"] / 3.6e6
+            e["how"] = "estimated: elapsed time x mean power of the redone epoch"
         R.rewrite_lost(self.run_dir, self.lost)
 
     def make_record(self, epoch: int, loss: dict[str, float], factor: float,
