@@ -73,12 +73,13 @@ class ConstantPowerMeter:
         return out
 
 
-class UnavailableMeter:
-    """No energy can be obtained: every reading says so (energy_kwh None)."""
+class WindowOnlyMeter:
+    """Base of the meters with nothing to read: start and close do nothing, a
+    window is only timed (0 s when it was never begun)."""
 
-    def __init__(self, why: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.why = why
-        self.name = "unavailable"
+    name: str
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._t0: float | None = None
 
@@ -88,9 +89,25 @@ class UnavailableMeter:
     def begin_window(self) -> None:
         self._t0 = self._clock()
 
-    def end_window(self) -> Reading:
+    def _window_s(self) -> float:
         duration_s = 0.0 if self._t0 is None else max(self._clock() - self._t0, 0.0)
         self._t0 = None
+        return duration_s
+
+    def close(self) -> None:
+        pass
+
+
+class UnavailableMeter(WindowOnlyMeter):
+    """No energy can be obtained: every reading says so (energy_kwh None)."""
+
+    def __init__(self, why: str, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
+        self.why = why
+        self.name = "unavailable"
+
+    def end_window(self) -> Reading:
+        duration_s = self._window_s()
         return Reading(
             energy_kwh=None,
             duration_s=duration_s,
@@ -98,9 +115,6 @@ class UnavailableMeter:
             meter=self.name,
             status=f"unavailable: {self.why}",
         )
-
-    def close(self) -> None:
-        pass
 
     def describe(self) -> dict[str, str]:
         return {"all": UNAVAILABLE}

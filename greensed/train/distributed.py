@@ -47,7 +47,7 @@ from greensed.energy import Meter, Reading
 from greensed.energy.base import MEASURED, UNAVAILABLE
 from greensed.energy.codecarbon_meter import CodeCarbonMeter
 from greensed.energy.composite import CompositeMeter
-from greensed.energy.constant import ConstantPowerMeter, UnavailableMeter
+from greensed.energy.constant import ConstantPowerMeter, UnavailableMeter, WindowOnlyMeter
 from greensed.errors import ConfigError, GreensedError
 
 T = TypeVar("T")
@@ -193,24 +193,15 @@ class PartMeter:
                 if (c in DEVICE_COMPONENTS) == inside}
 
 
-class NoPartMeter:
+class NoPartMeter(WindowOnlyMeter):
     """A rank with nothing of its own to measure (its node part is local rank 0's)."""
 
     def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
-        self.name, self._clock, self._t0 = name, clock, None
-
-    def start(self) -> None:
-        pass
-
-    def begin_window(self) -> None:
-        self._t0 = self._clock()
+        super().__init__(clock)
+        self.name = name
 
     def end_window(self) -> Reading:
-        duration_s = 0.0 if self._t0 is None else max(self._clock() - self._t0, 0.0)
-        return Reading(0.0, duration_s, {}, {}, self.name)
-
-    def close(self) -> None:
-        pass
+        return Reading(0.0, self._window_s(), {}, {}, self.name)
 
     def describe(self) -> dict[str, str]:
         return {}
