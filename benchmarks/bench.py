@@ -34,8 +34,8 @@ from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import intersection_f1
 from greensed.model.crnn import CRNN
 from greensed.model.teacher import make_teacher
+from greensed.train.preflight import hardware_info
 from greensed.train.reference import reference_step
-from greensed.train.rundir import hardware_info
 from greensed.train.step import Batch, optimize
 from greensed.train.validate import predict
 

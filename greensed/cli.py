@@ -109,14 +109,15 @@ def train(
     from rich.console import Console
 
     from greensed import config as C
+    from greensed.runlog import RunDir, RunStatus
     from greensed.stopping import parse_stop_cli
     from greensed.train.loop import train as run_training
 
     console = Console(highlight=False)
     if resume is not None:
-        saved = resume / "config.toml"
+        saved = RunDir(resume).config
         if not saved.exists():
-            raise GreensedError(f"{resume}: nothing to resume (no config.toml)")
+            raise GreensedError(f"{resume}: nothing to resume (no {saved.name})")
         cfg = C.from_toml_text(saved.read_text(), str(saved))
         if recipe is not None:
             cfg = C.load_recipe(recipe, cfg)
@@ -138,9 +139,9 @@ def train(
         run_dir = out or Path("runs") / f"{name}-bs{cfg.train.batch_size}-seed{cfg.train.seed}-{stamp}"
     result = run_training(cfg, run_dir, resume=resume is not None, force=force,
                           report=lambda line: console.print(line), recipe_name=name, nproc=nproc)
-    if result.summary["status"] == "failed":
+    if result.summary.status is RunStatus.FAILED:
         raise typer.Exit(1)
-    if result.summary["status"] == "interrupted":
+    if result.summary.status is RunStatus.INTERRUPTED:
         raise typer.Exit(130)
 
 
@@ -285,7 +286,9 @@ def report_cmd(
     (out_dir / "runs.csv").write_text(render(rp.runs_table(rep), "csv"))
     written = [out_dir / n for n in names[: len(tables)]] + [out_dir / "runs.csv"]
     if plots:
-        written += rp.plot_runs(rep, out_dir)
+        from greensed.study.plots import plot_runs
+
+        written += plot_runs(rep, out_dir)
     typer.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
 
 
@@ -355,6 +358,7 @@ def evaluate(
     device: str | None = typer.Option(None, help="auto | cpu | cuda"),
 ) -> None:
     """PSDS1, PSDS2 (sed_scores_eval) and intersection F1 of the best checkpoint."""
+    from greensed.runlog import RunDir
     from greensed.train.evaluate import evaluate as run_eval
 
     res = run_eval(run_dir, data=str(data) if data else None, model=model, meter_spec=meter,
@@ -364,7 +368,7 @@ def evaluate(
     typer.echo(f"{run_dir} ({res['model']}, epoch {res['checkpoint_epoch']}, {res['n_clips']} clips): "
                f"PSDS1 {res['psds1']:.3f} | PSDS2 {res['psds2']:.3f} | intersection F1 "
                f"{res['f1']:.3f} (DTC/GTC from the run's config; no-TP class = 0) | "
-               f"evaluation energy {energy} in {e['duration_s']:.1f} s -> {run_dir / 'psds.json'}")
+               f"evaluation energy {energy} in {e['duration_s']:.1f} s -> {RunDir(run_dir).psds}")
 
 
 def main() -> None:

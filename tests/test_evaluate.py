@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from test_train import quiet, tiny_config
+from helpers import quiet, tiny_config
 
 from greensed.train.evaluate import evaluate
 from greensed.train.loop import train

@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_helpers import epochs_of, lock_pid, wait_for_epochs, write_grid
+from helpers import epochs_of, lock_pid, wait_for_epochs, write_grid
 from typer.testing import CliRunner
 
 from greensed import runlog
 from greensed.cli import app
 from greensed.errors import ConfigError
 from greensed.launch import plan_grid, reproduce
+from greensed.launch.grid import load_grid
 from greensed.launch.plan import prepare, resolve_resources, slurm_table
-from greensed.study.grid import load_grid
 from greensed.study.status import status_table
 
 
@@ -37,9 +37,10 @@ def test_dry_run_plans_skip_resume_start_and_writes_nothing(tmp_path: Path) -> N
     out = tmp_path / "runs"
     for seed in "12":
         (out / "4" / seed).mkdir(parents=True)
-    runlog.atomic_write_json(out / "4" / "1" / "summary.json", {"status": "finished"})
-    (out / "4" / "2" / "epochs.jsonl").write_text('{"epoch": 1}\n')
-    runlog.atomic_write_json(out / "4" / "2" / "summary.json", {"status": "interrupted"})
+    runlog.atomic_write_json(out / "4" / "1" / "summary.json", {"schema": 1, "status": "finished"})
+    (out / "4" / "2" / "epochs.jsonl").write_text('{"schema": 1, "epoch": 1}\n')
+    runlog.atomic_write_json(out / "4" / "2" / "summary.json",
+                             {"schema": 1, "status": "interrupted"})
     before = sorted(p for p in tmp_path.rglob("*"))
     code, output = _cli(str(grid), "--out", str(out), "--dry-run", "--data", str(tmp_path))
     assert code == 0, output
@@ -85,8 +86,8 @@ def test_sequential_failing_cell_then_rerun_skips_finished(tiny_dataset: Path,
     assert rows["4/1"][:2] == ["finished", "2/2"]
     assert rows["8/1"][0] == "failed" and "/nonexistent/desed" in rows["8/1"][-1]
     assert "1 failed: bs8/seed1" in output
-    summary = runlog.read_summary(out / "4" / "1")
-    assert summary["recipe"] == "good" and summary["batch_size"] == 4
+    summary = runlog.RunDir(out / "4" / "1").read_summary()
+    assert summary.recipe == "good" and summary.batch_size == 4
     assert json.loads((out / "4" / "1" / "hardware.json").read_text())["cpu_count"] >= 1
     mtime = (out / "4" / "1" / "summary.json").stat().st_mtime_ns
 
@@ -140,7 +141,7 @@ def test_killed_cell_is_resumed(tiny_dataset: Path, tmp_path: Path) -> None:
                        resources=resolve_resources(grid, cpus_per_run=1))
     assert [(o.plan.action, o.state) for o in result.outcomes] == [("resume", "finished")]
     assert epochs_of(run_dir) == [1, 2, 3, 4]
-    assert runlog.read_summary(run_dir)["epochs"] == 4
+    assert runlog.RunDir(run_dir).read_summary().epochs == 4
 
 
 def test_status_of_launched_cells(tmp_path: Path) -> None:
@@ -154,7 +155,7 @@ def test_status_of_launched_cells(tmp_path: Path) -> None:
             runlog.atomic_write_json(d / "launch.json", launch)
         if epochs:
             (d / "epochs.jsonl").write_text("".join(
-                json.dumps({"epoch": e, "metrics": {"teacher_f1": 0.1}}) + "\n"
+                json.dumps({"schema": 1, "epoch": e, "metrics": {"teacher_f1": 0.1}}) + "\n"
                 for e in range(1, epochs + 1)))
         return d
 
@@ -162,7 +163,7 @@ def test_status_of_launched_cells(tmp_path: Path) -> None:
     cell("failed", {"state": "failed", "error": "/x: dataset path not found"})
     # Resubmitted after an interruption: queued again, not its old summary's state.
     old = cell("requeued", {"state": "submitted", "job_id": "8_1"}, epochs=1)
-    runlog.atomic_write_json(old / "summary.json", {"status": "interrupted"})
+    runlog.atomic_write_json(old / "summary.json", {"schema": 1, "status": "interrupted"})
     running = cell("running", {"state": "started"}, epochs=2)
     dead = cell("dead", {"state": "started"}, epochs=1)
     (dead / "lock").write_text(f"pid 999999 on {socket.gethostname()}\n")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_helpers import epochs_of, lock_pid, wait_for_epochs, write_grid
+from helpers import epochs_of, lock_pid, wait_for_epochs, write_grid
 from typer.testing import CliRunner
 
 from greensed import runlog
@@ -128,18 +128,18 @@ def test_killed_and_preempted_cells_resume(tiny_dataset: Path, tmp_path: Path) -
     _wait_gone(_job_id(preempted))
 
     # The preempted cell finished on its own, its energy account exact across the requeue.
-    summary = runlog.read_summary(preempted)
-    assert summary["status"] == "finished" and epochs_of(preempted) == [1, 2, 3, 4, 5, 6]
+    summary = runlog.RunDir(preempted).read_summary()
+    assert summary.finished and epochs_of(preempted) == [1, 2, 3, 4, 5, 6]
     lost = [json.loads(ln) for ln in (preempted / "lost.jsonl").read_text().splitlines()]
     assert [e["how"] for e in lost] == ["measured: partial epoch cut by a signal"]
-    records = runlog.read_epochs(preempted)
-    assert summary["total_kwh"] == pytest.approx(
-        sum(r["energy_kwh"] for r in records) + lost[0]["kwh"], rel=1e-9)
+    records = runlog.RunDir(preempted).read_epochs()
+    assert summary.total_kwh == pytest.approx(
+        sum(r.energy_kwh for r in records) + lost[0]["kwh"], rel=1e-9)
 
     assert not (killed / "summary.json").exists() and len(epochs_of(killed)) < 6
     assert _rows(out)["4/1"][0] == "incomplete"
     code, output = _reproduce(str(grid), "--out", str(out))
     assert code == 0, output
     assert "1 finished, 1 to resume, 0 to start" in output
-    assert runlog.read_summary(killed)["status"] == "finished"
+    assert runlog.RunDir(killed).read_summary().finished
     assert epochs_of(killed) == [1, 2, 3, 4, 5, 6]

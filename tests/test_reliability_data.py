@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_train import quiet, tiny_config
+from helpers import quiet, tiny_config
 
 from greensed import runlog
 from greensed.config import FeatureConfig
@@ -35,13 +35,14 @@ def test_corrupt_audio_named_before_training_or_skipped_and_counted(dataset, tmp
     with pytest.raises(DataError) as err:
         train(cfg, run, report=quiet)
     assert f"{bad}: cannot read audio" in str(err.value) and "\n" not in str(err.value)
-    assert not (run / runlog.EPOCHS_FILE).exists() and not (run / runlog.CONFIG_FILE).exists()
+    d = runlog.RunDir(run)
+    assert not d.epochs.exists() and not d.config.exists()
 
     cfg.data.skip_bad_audio = True  # --skip-bad-audio
     lines: list[str] = []
     res = train(cfg, run, report=lines.append)
-    assert res.summary["status"] == "finished" and res.summary["skipped_audio"] == 1
-    assert runlog.read_summary(run)["skipped_audio"] == 1
+    assert res.summary.finished and res.summary.skipped_audio == 1
+    assert runlog.RunDir(run).read_summary().skipped_audio == 1
     (banner,) = [ln for ln in lines if ln.startswith("greensed: training")]
     assert "clips strong/weak/unlabelled/val 4/4/3/4" in banner
 
@@ -85,8 +86,8 @@ def test_subsets_smaller_than_a_batch_fail_before_the_first_epoch(tiny_dataset, 
     run = tmp_path / "run"
     with pytest.raises(GreensedError, match=r"an epoch has no step: subsets \(4, 4, 4\)"):
         train(cfg, run, report=quiet)
-    assert not (run / runlog.EPOCHS_FILE).exists()
-    assert not (run / runlog.SUMMARY_FILE).exists()
+    assert not runlog.RunDir(run).epochs.exists()
+    assert not runlog.RunDir(run).summary.exists()
 
 
 def test_subset_with_every_file_unreadable_is_empty_even_when_skipping(dataset, tmp_path):

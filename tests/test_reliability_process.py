@@ -23,14 +23,14 @@ from greensed import runlog
 from greensed.cli import main
 from greensed.config import FeatureConfig
 from greensed.data.desed import load_dataset
-from greensed.train import rundir as R
+from greensed.runlog import RunDir, RunStatus, Summary
 
 # A `greensed train` that parks in the validation of epoch 2, after its training
 # steps (and their heartbeat), so that the test kills it mid-epoch every time.
 PARK_IN_EPOCH_2 = """
 import os, sys, time
-import greensed.train.loop as loop
-real_validate = loop.validate
+import greensed.train.epoch as epoch
+real_validate = epoch.validate
 calls = []
 def validate(*args, **kwargs):
     calls.append(1)
@@ -38,7 +38,7 @@ def validate(*args, **kwargs):
         open(os.environ["GREENSED_TEST_PARKED"], "w").close()
         time.sleep(600)
     return real_validate(*args, **kwargs)
-loop.validate = validate
+epoch.validate = validate
 from greensed.cli import main
 sys.argv = ["greensed", *sys.argv[1:]]
 main()
@@ -90,20 +90,20 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: o
     return exc.value.code, out.out, out.err
 
 
-def check_energy_ledger(run: Path, summary: dict) -> list[dict]:
+def check_energy_ledger(run: Path, summary: Summary) -> list[runlog.EpochRecord]:
     """Epochs 1..N once each, cumulative energy monotonic, total = epochs + lost parts."""
-    records = runlog.read_epochs(run, strict=True)
-    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
-    cums = [r["cumulative_kwh"] for r in records]
+    d = RunDir(run)
+    records = d.read_epochs(strict=True)
+    assert [r.epoch for r in records] == list(range(1, len(records) + 1))
+    cums = [r.cumulative_kwh for r in records]
     assert cums == sorted(cums)
-    lost = R.read_lost(run)
-    lost_kwh = sum(e["kwh"] for e in lost)
-    assert summary["lost_kwh"] == pytest.approx(lost_kwh)
-    assert summary["total_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records)
-                                                 + lost_kwh)
+    lost = d.read_lost()
+    lost_kwh = sum(e.kwh for e in lost)
+    assert summary.lost_kwh == pytest.approx(lost_kwh)
+    assert summary.total_kwh == pytest.approx(sum(r.energy_kwh for r in records) + lost_kwh)
     # A part cut just now belongs to the next epoch, which has no record yet.
-    unrecorded = sum(e["kwh"] for e in lost if e["epoch"] > len(records))
-    assert cums[-1] + unrecorded == pytest.approx(summary["total_kwh"])
+    unrecorded = sum(e.kwh for e in lost if e.epoch > len(records))
+    assert cums[-1] + unrecorded == pytest.approx(summary.total_kwh)
     return records
 
 
@@ -112,7 +112,8 @@ def test_sigterm_stops_cleanly_and_resume_completes(tiny_dataset, cache, tmp_pat
     run = tmp_path / "run"
     proc = spawn([sys.executable, "-m", "greensed.cli",
                   *train_args(tiny_dataset, cache, run, 1000)])
-    wait_for(lambda: len(runlog.read_epochs(run)) >= 1, proc)
+    d = RunDir(run)
+    wait_for(lambda: len(d.read_epochs()) >= 1, proc)
 
     # A second trainer while the first runs is refused by the lock, not interleaved.
     code, _, err = cli(monkeypatch, capsys, "train", "--resume", run)
@@ -123,29 +124,29 @@ def test_sigterm_stops_cleanly_and_resume_completes(tiny_dataset, cache, tmp_pat
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err
     assert "interrupted by SIGTERM; resume with --resume" in out
-    s = runlog.read_summary(run)
-    assert s["status"] == "interrupted" and s["stop_policy"] == "interrupted"
+    s = d.read_summary()
+    assert s.status is RunStatus.INTERRUPTED and s.stop_policy == "interrupted"
     records = check_energy_ledger(run, s)
     k = len(records)
-    assert s["epochs"] == k and torch.load(run / "checkpoints/last.pt",
-                                           weights_only=False)["epoch"] == k
-    cut = R.read_lost(run)[-1]  # the epoch the signal cut, measured by the meter
-    assert cut["epoch"] == k + 1 and cut["how"] == "measured: partial epoch cut by a signal"
+    assert s.epochs == k and torch.load(run / "checkpoints/last.pt",
+                                        weights_only=False)["epoch"] == k
+    cut = d.read_lost()[-1]  # the epoch the signal cut, measured by the meter
+    assert cut.epoch == k + 1 and cut.how == "measured: partial epoch cut by a signal"
 
     # Resuming with a different config is refused, naming the key; the log is untouched.
     code, _, err = cli(monkeypatch, capsys, "train", "--resume", run, "--seed", "7")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert "train.seed: 42 -> 7" in err and "--force" in err
-    assert runlog.read_epochs(run) == records
+    assert d.read_epochs() == records
 
     code, out, _ = cli(monkeypatch, capsys, "train", "--resume", run, "--epochs", k + 1)
     assert code == 0 and f"resuming at epoch {k + 1}" in out
-    s = runlog.read_summary(run)
-    assert s["status"] == "finished" and s["epochs"] == k + 1
+    s = d.read_summary()
+    assert s.finished and s.epochs == k + 1
     after = check_energy_ledger(run, s)
     assert after[:k] == records
-    assert after[k]["cumulative_kwh"] == pytest.approx(
-        records[-1]["cumulative_kwh"] + cut["kwh"] + after[k]["energy_kwh"])
+    assert after[k].cumulative_kwh == pytest.approx(
+        records[-1].cumulative_kwh + cut.kwh + after[k].energy_kwh)
 
 
 def test_kill_9_mid_epoch_then_resume_accounts_the_lost_part_once(
@@ -156,32 +157,33 @@ def test_kill_9_mid_epoch_then_resume_accounts_the_lost_part_once(
                   *train_args(tiny_dataset, cache, run, 3)],
                  GREENSED_TEST_PARKED=str(parked))
     wait_for(parked.exists, proc)
-    beat = R.read_heartbeat(run)
     proc.kill()  # SIGKILL: no handler, no flush, no summary
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert beat["epoch"] == 2 and beat["pid"] == proc.pid and beat["elapsed_s"] > 0
-    assert [r["epoch"] for r in runlog.read_epochs(run, strict=True)] == [1]
-    assert runlog.read_summary(run) is None and R.read_lost(run) == []
+    d = RunDir(run)
+    beat = d.read_heartbeat()  # as the dead process left it
+    assert beat.epoch == 2 and beat.pid == proc.pid and beat.elapsed_s > 0
+    assert [r.epoch for r in d.read_epochs(strict=True)] == [1]
+    assert d.read_summary() is None and d.read_lost() == []
 
     code, out, _ = cli(monkeypatch, capsys, "train", "--resume", run)
     assert code == 0 and "resuming at epoch 2" in out  # the dead process's lock is gone
-    s = runlog.read_summary(run)
-    assert s["status"] == "finished" and s["epochs"] == 3
+    s = d.read_summary()
+    assert s.finished and s.epochs == 3
     records = check_energy_ledger(run, s)
-    (lost,) = R.read_lost(run)
-    assert lost["epoch"] == 2 and lost["how"].startswith("estimated: elapsed time x mean power")
-    assert lost["duration_s"] == beat["elapsed_s"]
-    assert lost["kwh"] == pytest.approx(records[0]["avg_power_w"] * beat["elapsed_s"] / 3.6e6)
+    (lost,) = d.read_lost()
+    assert lost.epoch == 2 and lost.how.startswith("estimated: elapsed time x mean power")
+    assert lost.duration_s == beat.elapsed_s
+    assert lost.kwh == pytest.approx(records[0].avg_power_w * beat.elapsed_s / 3.6e6)
     # The lost part is counted in epoch 2, the epoch it belongs to.
-    assert records[1]["cumulative_kwh"] == pytest.approx(
-        records[0]["cumulative_kwh"] + lost["kwh"] + records[1]["energy_kwh"])
+    assert records[1].cumulative_kwh == pytest.approx(
+        records[0].cumulative_kwh + lost.kwh + records[1].energy_kwh)
 
     # Resuming a finished run again counts nothing twice.
     code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)
     assert code == 0
-    assert R.read_lost(run) == [lost] and runlog.read_epochs(run) == records
-    assert runlog.read_summary(run)["total_kwh"] == pytest.approx(s["total_kwh"])
+    assert d.read_lost() == [lost] and d.read_epochs() == records
+    assert d.read_summary().total_kwh == pytest.approx(s.total_kwh)
 
 
 def test_kill_9_in_the_first_epoch_is_estimated_from_the_redone_epoch(
@@ -193,34 +195,36 @@ def test_kill_9_in_the_first_epoch_is_estimated_from_the_redone_epoch(
                   *train_args(tiny_dataset, cache, run, 2)],
                  GREENSED_TEST_PARKED=str(parked), GREENSED_TEST_PARK_EPOCH="1")
     wait_for(parked.exists, proc)
-    beat = R.read_heartbeat(run)
     proc.kill()
     proc.communicate(timeout=60)
-    assert beat["epoch"] == 1 and beat["elapsed_s"] > 0
-    assert runlog.read_epochs(run, strict=True) == []
+    d = RunDir(run)
+    beat = d.read_heartbeat()
+    assert beat.epoch == 1 and beat.elapsed_s > 0
+    assert d.read_epochs(strict=True) == []
 
     code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)
     assert code == 0
-    s = runlog.read_summary(run)
-    assert s["status"] == "finished" and s["epochs"] == 2
+    s = d.read_summary()
+    assert s.finished and s.epochs == 2
     records = check_energy_ledger(run, s)
-    (lost,) = R.read_lost(run)
-    assert lost["epoch"] == 1 and lost["duration_s"] == beat["elapsed_s"]
-    assert lost["how"] == "estimated: elapsed time x mean power of the redone epoch"
-    assert lost["kwh"] == pytest.approx(records[0]["avg_power_w"] * beat["elapsed_s"] / 3.6e6)
-    assert records[0]["cumulative_kwh"] == pytest.approx(lost["kwh"] + records[0]["energy_kwh"])
-    assert s["lost_kwh"] == pytest.approx(lost["kwh"])
+    (lost,) = d.read_lost()
+    assert lost.epoch == 1 and lost.duration_s == beat.elapsed_s
+    assert lost.how == "estimated: elapsed time x mean power of the redone epoch"
+    assert lost.kwh == pytest.approx(records[0].avg_power_w * beat.elapsed_s / 3.6e6)
+    assert records[0].cumulative_kwh == pytest.approx(lost.kwh + records[0].energy_kwh)
+    assert s.lost_kwh == pytest.approx(lost.kwh)
 
     code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)  # nothing counted twice
-    assert code == 0 and R.read_lost(run) == [lost]
-    assert runlog.read_summary(run)["total_kwh"] == pytest.approx(s["total_kwh"])
+    assert code == 0 and d.read_lost() == [lost]
+    assert d.read_summary().total_kwh == pytest.approx(s.total_kwh)
 
 
 def test_run_dir_locked_by_another_process_is_refused(tiny_dataset, cache, tmp_path,
                                                       monkeypatch, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    with open(run / R.LOCK_FILE, "a+") as holder:  # flock: per open file, even in one process
+    lock = RunDir(run).lock
+    with open(lock, "a+") as holder:  # flock: per open file, even in one process
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         holder.write("pid 4242 on elsewhere\n")
         holder.flush()
@@ -228,5 +232,5 @@ def test_run_dir_locked_by_another_process_is_refused(tiny_dataset, cache, tmp_p
     assert code == 2 and out == ""
     assert err == (f"error: {run}: run directory is in use by pid 4242 on elsewhere; "
                    "wait for it or choose another --out\n")
-    assert sorted(p.name for p in run.iterdir()) == [R.LOCK_FILE]
-    assert (run / R.LOCK_FILE).read_text() == "pid 4242 on elsewhere\n"
+    assert sorted(p.name for p in run.iterdir()) == [lock.name]
+    assert lock.read_text() == "pid 4242 on elsewhere\n"

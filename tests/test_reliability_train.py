@@ -3,6 +3,7 @@ full, no energy source. Each keeps the earlier log intact (docs/reliability.md).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import math
@@ -11,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import quiet, tiny_config
+from helpers import quiet, tiny_config
 
-from greensed import runlog
 from greensed.energy.constant import UnavailableMeter
 from greensed.errors import ConfigError, GreensedError
-from greensed.train import rundir as R
+from greensed.runlog import RunDir, RunStatus
 from greensed.train import step as step_mod
 from greensed.train.loop import train
 from greensed.train.validate import METRICS
@@ -52,18 +52,19 @@ def test_nan_loss_stops_diverged_with_last_good_checkpoint(tiny_dataset, tmp_pat
     monkeypatch.setattr(step_mod, "train_step", nan_from_epoch_2)  # what optimize() calls
     run = tmp_path / "run"
     res = train(one_step_config(tiny_dataset, tmp_path / "cache", 3), run, report=quiet)
-    s = runlog.read_summary(run)
-    assert s["status"] == "diverged" and s["stop_policy"] == "diverged"
-    assert "non-finite loss" in s["stop_reason"] and s["epochs"] == 1 and len(steps) == 2
-    records = runlog.read_epochs(run, strict=True)
-    assert [r["epoch"] for r in records] == [1]
-    assert all(math.isfinite(v) for v in records[0]["loss"].values())
+    d = RunDir(run)
+    s = d.read_summary()
+    assert s.status is RunStatus.DIVERGED and s.stop_policy == "diverged"
+    assert "non-finite loss" in s.stop_reason and s.epochs == 1 and len(steps) == 2
+    records = d.read_epochs(strict=True)
+    assert [r.epoch for r in records] == [1]
+    assert all(math.isfinite(v) for v in dataclasses.astuple(records[0].loss))
     assert last_epoch(run) == 1
     ck = torch.load(run / "checkpoints/last.pt", weights_only=False)
     assert all(torch.isfinite(v).all() for v in ck["student"].values() if v.is_floating_point())
-    (lost,) = R.read_lost(run)
-    assert lost["epoch"] == 2 and lost["how"] == "measured: partial epoch cut by divergence"
-    assert s["total_kwh"] == pytest.approx(records[0]["cumulative_kwh"] + lost["kwh"])
+    (lost,) = d.read_lost()
+    assert lost.epoch == 2 and lost.how == "measured: partial epoch cut by divergence"
+    assert s.total_kwh == pytest.approx(records[0].cumulative_kwh + lost.kwh)
     assert res.summary == s
 
 
@@ -89,60 +90,64 @@ def test_failed_checkpoint_write_keeps_previous_and_resume_counts_the_epoch_once
     assert "No space left on device" in msg and "--resume" in msg and "\n" not in msg
     assert (run / "checkpoints/last.pt").read_bytes() == before
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
-    assert runlog.read_summary(run)["status"] == "failed"
-    logged = runlog.read_epochs(run, strict=True)
-    assert [r["epoch"] for r in logged] == [1, 2]  # logged, but not checkpointed
+    d = RunDir(run)
+    assert d.read_summary().status is RunStatus.FAILED
+    logged = d.read_epochs(strict=True)
+    assert [r.epoch for r in logged] == [1, 2]  # logged, but not checkpointed
 
     res = train(cfg, run, resume=True, report=quiet)
-    records = runlog.read_epochs(run, strict=True)
-    assert [r["epoch"] for r in records] == [1, 2] and records[0] == logged[0]
-    assert records[1]["time_utc"] >= logged[1]["time_utc"] and last_epoch(run) == 2
-    (lost,) = R.read_lost(run)  # the first try at epoch 2, measured, and no estimate on top
-    assert lost["epoch"] == 2 and lost["kwh"] == logged[1]["energy_kwh"]
-    assert lost["how"].startswith("measured: finished epoch redone")
+    records = d.read_epochs(strict=True)
+    assert [r.epoch for r in records] == [1, 2] and records[0] == logged[0]
+    assert records[1].time_utc >= logged[1].time_utc and last_epoch(run) == 2
+    (lost,) = d.read_lost()  # the first try at epoch 2, measured, and no estimate on top
+    assert lost.epoch == 2 and lost.kwh == logged[1].energy_kwh
+    assert lost.how.startswith("measured: finished epoch redone")
     s = res.summary
-    assert s["status"] == "finished" and s["lost_kwh"] == pytest.approx(lost["kwh"])
-    assert s["total_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records) + lost["kwh"])
-    assert records[1]["cumulative_kwh"] == pytest.approx(s["total_kwh"])
+    assert s.status is RunStatus.FINISHED and s.lost_kwh == pytest.approx(lost.kwh)
+    assert s.total_kwh == pytest.approx(sum(r.energy_kwh for r in records) + lost.kwh)
+    assert records[1].cumulative_kwh == pytest.approx(s.total_kwh)
 
 
 def test_disk_full_on_log_append_stops_with_one_line_and_resume_repairs_torn_line(
         tiny_dataset, tmp_path, monkeypatch):
     cfg = one_step_config(tiny_dataset, tmp_path / "cache", 2)
     run = tmp_path / "run"
-    real_append = runlog.append_epoch
+    real_append = RunDir.append_epoch
 
-    def torn_from_epoch_2(run_dir, record):
-        if record["epoch"] == 1:
-            return real_append(run_dir, record)
-        line = json.dumps(record)
-        with open(Path(run_dir) / runlog.EPOCHS_FILE, "a") as fh:
+    def torn_from_epoch_2(self, record):
+        if record.epoch == 1:
+            return real_append(self, record)
+        line = json.dumps(record.to_json())
+        with open(self.epochs, "a") as fh:
             fh.write(line[: len(line) // 2])  # half a line reached the disk
-        raise enospc(Path(run_dir) / runlog.EPOCHS_FILE)
+        raise enospc(self.epochs)
 
     with monkeypatch.context() as m:
-        m.setattr(runlog, "append_epoch", torn_from_epoch_2)
+        m.setattr(RunDir, "append_epoch", torn_from_epoch_2)
         with pytest.raises(GreensedError) as err:
             train(cfg, run, report=quiet)
     msg = str(err.value)
     assert "No space left on device" in msg and "epochs.jsonl" in msg and "\n" not in msg
+    d = RunDir(run)
     with pytest.raises(GreensedError, match=r"epochs\.jsonl:2: not a JSON record"):
-        runlog.read_epochs(run, strict=True)
-    assert [r["epoch"] for r in runlog.read_epochs(run)] == [1]  # earlier record intact
-    s = runlog.read_summary(run)
-    assert s["status"] == "failed" and s["epochs"] == 1 and "No space left" in s["error"]
-    beat = R.read_heartbeat(run)
-    assert beat["epoch"] == 2 and beat["elapsed_s"] > 0  # written after the training steps
+        d.read_epochs(strict=True)
+    assert [r.epoch for r in d.read_epochs()] == [1]  # earlier record intact
+    s = d.read_summary()
+    assert s.status is RunStatus.FAILED and s.epochs == 1 and "No space left" in s.error
+    # The failed attempt's window was ended by the error and measured into the ledger,
+    # naming its heartbeat (so no estimate is added on top), and the heartbeat cleared.
+    (cut,) = d.read_lost()
+    assert cut.epoch == 2 and cut.how == "measured: partial epoch cut by an error (OSError)"
+    assert cut.kwh == pytest.approx(40 * cut.duration_s / 3.6e6)
+    assert d.read_heartbeat().epoch == 0
 
     res = train(cfg, run, resume=True, report=quiet)
-    records = runlog.read_epochs(run, strict=True)  # the torn line is gone
-    assert [r["epoch"] for r in records] == [1, 2]
-    (lost,) = R.read_lost(run)  # the torn attempt: estimated from the heartbeat
-    assert lost["epoch"] == 2 and lost["how"].startswith("estimated")
-    assert lost["duration_s"] == beat["elapsed_s"]
-    assert lost["kwh"] == pytest.approx(records[0]["avg_power_w"] * beat["elapsed_s"] / 3.6e6)
-    assert res.summary["total_kwh"] == pytest.approx(
-        sum(r["energy_kwh"] for r in records) + lost["kwh"])
+    records = d.read_epochs(strict=True)  # the torn line is gone
+    assert [r.epoch for r in records] == [1, 2]
+    assert d.read_lost() == [cut]
+    assert res.summary.total_kwh == pytest.approx(
+        sum(r.energy_kwh for r in records) + cut.kwh)
+    assert records[1].cumulative_kwh == pytest.approx(res.summary.total_kwh)
 
 
 def test_unavailable_meter_is_never_a_silent_zero(tiny_dataset, tmp_path):
@@ -150,14 +155,14 @@ def test_unavailable_meter_is_never_a_silent_zero(tiny_dataset, tmp_path):
     cfg.meter.spec = "none"
     run = tmp_path / "run"
     res = train(cfg, run, report=quiet)
-    (r,) = runlog.read_epochs(run)
-    assert r["energy_kwh"] is None and r["cumulative_kwh"] is None and r["avg_power_w"] is None
-    assert r["energy_methods"] == {"all": "unavailable"}
+    (r,) = RunDir(run).read_epochs()
+    assert r.energy_kwh is None and r.cumulative_kwh is None and r.avg_power_w is None
+    assert r.energy_methods == {"all": "unavailable"}
     # The names stop.metric is checked against are those a record really has.
-    assert {k for k, v in r["metrics"].items() if not isinstance(v, list)} == set(METRICS)
-    assert r["energy_status"].startswith("unavailable: ")
-    assert res.summary["total_kwh"] is None and res.summary["status"] == "finished"
-    assert runlog.read_summary(run)["total_kwh"] is None
+    assert {k for k, v in r.metrics.items() if not isinstance(v, list)} == set(METRICS)
+    assert r.energy_status.startswith("unavailable: ")
+    assert res.summary.total_kwh is None and res.summary.finished
+    assert RunDir(run).read_summary().total_kwh is None
 
 
 @pytest.mark.parametrize("how", ["spec none", "meter object"])

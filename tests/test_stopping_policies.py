@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
 from greensed.errors import ConfigError
+from greensed.runlog import EpochRecord
 from greensed.stopping import (
     AllOf,
     AnyOf,
@@ -24,7 +26,7 @@ def history(f1s, energies=None, key="teacher_f1"):
     out, cum = [], 0.0
     for i, (f1, e) in enumerate(zip(f1s, energies, strict=True)):
         cum = None if (e is None or cum is None) else cum + e
-        out.append({"epoch": i + 1, "metrics": {key: f1}, "energy_kwh": e, "cumulative_kwh": cum})
+        out.append(EpochRecord(epoch=i + 1, metrics={key: f1}, energy_kwh=e, cumulative_kwh=cum))
     return out
 
 
@@ -111,7 +113,7 @@ def test_budget_stops_before_an_epoch_that_would_overrun():
     assert first_stop(b, rec) == 4
     d = b.decide(rec[:4])
     assert d.policy == "budget" and "0.05" in d.reason and "predicted" in d.reason
-    spent_at_stop = rec[3]["cumulative_kwh"]
+    spent_at_stop = rec[3].cumulative_kwh
     assert spent_at_stop <= 0.05
 
 
@@ -127,7 +129,7 @@ def test_budget_uses_max_of_last_three_epochs():
 
 def test_budget_exactly_hit_with_float_rounding():
     rec = history([0.1] * 3, [0.1, 0.1, 0.1])  # cumulative 0.30000000000000004
-    assert rec[-1]["cumulative_kwh"] > 0.3
+    assert rec[-1].cumulative_kwh > 0.3
     assert not Budget(0.4).decide(rec).stop  # 0.3 + 0.1 == 0.4 within rounding
     d = Budget(0.3).decide(rec)
     assert d.stop and "spent" in d.reason
@@ -142,7 +144,8 @@ def test_budget_smaller_than_one_epoch():
 
 def test_budget_uses_cumulative_including_lost_energy():
     rec = history([0.1, 0.1], [0.01, 0.01])
-    rec[-1]["cumulative_kwh"] = 0.05  # 0.03 kWh of a crashed partial epoch
+    # 0.03 kWh of a crashed partial epoch in the cumulative figure
+    rec[-1] = dataclasses.replace(rec[-1], cumulative_kwh=0.05)
     assert Budget(0.055).decide(rec).stop
     assert not Budget(0.06).decide(rec).stop
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_study_runlogs import write_run
+from helpers import write_run
 from typer.testing import CliRunner
 
 from greensed.cli import app

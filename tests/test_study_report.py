@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from test_study_runlogs import write_run
+from helpers import write_run
 from typer.testing import CliRunner
 
 from greensed.cli import app

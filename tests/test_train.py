@@ -2,68 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import quiet, tiny_config
 
 from greensed import config as C
 from greensed import runlog
 from greensed.energy.constant import ConstantPowerMeter
 from greensed.errors import ConfigError, GreensedError
-from greensed.train.loop import batch_composition, epoch_batches, train
-
-
-def tiny_config(dataset: Path, cache: Path, epochs: int = 2) -> C.RunConfig:
-    cfg = C.RunConfig()
-    cfg.data.path = str(dataset)
-    cfg.data.cache_dir = str(cache)
-    cfg.train.epochs = epochs
-    cfg.train.batch_size = 4
-    cfg.train.warmup_epochs = 1.0
-    cfg.train.max_steps_per_epoch = 2
-    cfg.meter.spec = "constant:40"
-    return cfg
-
-
-def quiet(_: str) -> None:
-    pass
+from greensed.train.batches import batch_composition, epoch_batches
+from greensed.train.loop import train
 
 
 def test_two_epoch_run_log(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     result = train(tiny_config(tiny_dataset, tmp_path / "cache"), run, report=quiet)
-    records = runlog.read_epochs(run)
-    assert [r["epoch"] for r in records] == [1, 2]
-    assert [r["steps"] for r in records] == [2, 4]
+    d = runlog.RunDir(run)
+    records = d.read_epochs()
+    assert [r.epoch for r in records] == [1, 2]
+    assert [r.steps for r in records] == [2, 4]
     for r in records:
-        assert r["schema"] == runlog.SCHEMA_VERSION
-        assert set(r["loss"]) >= {"strong", "weak", "consistency_strong", "consistency_weak",
-                                  "total", "consistency_weight"}
+        assert r.schema == runlog.SCHEMA_VERSION
+        assert all(v is not None for v in dataclasses.astuple(r.loss))
         for who in ("student", "teacher"):
-            assert 0.0 <= r["metrics"][f"{who}_f1"] <= 1.0
-            assert len(r["metrics"][f"{who}_class_f1"]) == 10
-            assert 0.0 <= r["metrics"][f"{who}_weak_f1"] <= 1.0
-        assert r["train_s"] > 0 and r["val_s"] > 0
-        assert r["duration_s"] >= r["train_s"] + r["val_s"] - 1e-3
+            assert 0.0 <= r.metric(f"{who}_f1") <= 1.0
+            assert len(r.metrics[f"{who}_class_f1"]) == 10
+            assert 0.0 <= r.metric(f"{who}_weak_f1") <= 1.0
+        assert r.train_s > 0 and r.val_s > 0
+        assert r.duration_s >= r.train_s + r.val_s - 1e-3
         # constant 40 W model: energy = 40 W x window duration
-        assert r["energy_kwh"] == pytest.approx(40 * r["duration_s"] / 3.6e6, rel=1e-6)
-        assert r["energy_methods"] and all("model" in m for m in r["energy_methods"].values())
-        assert r["avg_power_w"] == pytest.approx(40, rel=1e-6)
-    assert records[1]["cumulative_kwh"] == pytest.approx(
-        records[0]["energy_kwh"] + records[1]["energy_kwh"])
-    summary = runlog.read_summary(run)
+        assert r.energy_kwh == pytest.approx(40 * r.duration_s / 3.6e6, rel=1e-6)
+        assert r.energy_methods and all("model" in m for m in r.energy_methods.values())
+        assert r.avg_power_w == pytest.approx(40, rel=1e-6)
+    assert records[1].cumulative_kwh == pytest.approx(
+        records[0].energy_kwh + records[1].energy_kwh)
+    summary = d.read_summary()
     assert summary == result.summary
-    assert summary["status"] == "finished" and summary["stop_policy"] == "max-epochs"
-    assert summary["epochs"] == summary["stop_epoch"] == 2
-    assert summary["total_kwh"] == pytest.approx(records[-1]["cumulative_kwh"])
-    best = max(records, key=lambda r: r["metrics"]["teacher_f1"])
-    assert summary["best_value"] == best["metrics"]["teacher_f1"]
+    assert summary.status is runlog.RunStatus.FINISHED and summary.stop_policy == "max-epochs"
+    assert summary.epochs == summary.stop_epoch == 2
+    assert summary.total_kwh == pytest.approx(records[-1].cumulative_kwh)
+    best = max(records, key=lambda r: r.metric("teacher_f1"))
+    assert summary.best_value == best.metric("teacher_f1")
     ck = torch.load(run / "checkpoints" / "best.pt", weights_only=False)
-    assert ck["epoch"] == summary["best_epoch"]
+    assert ck["epoch"] == summary.best_epoch
     assert (run / "checkpoints" / "last.pt").exists()
     saved = C.from_toml_text((run / "config.toml").read_text(), "config.toml")
     assert saved == tiny_config(tiny_dataset, tmp_path / "cache")
@@ -74,8 +60,8 @@ def test_same_seed_same_losses(tiny_dataset, tmp_path):
     cfg = tiny_config(tiny_dataset, tmp_path / "cache", epochs=1)
     a = train(cfg, tmp_path / "a", report=quiet).history[0]
     b = train(cfg, tmp_path / "b", report=quiet).history[0]
-    assert a["loss"] == b["loss"]
-    assert a["metrics"] == b["metrics"]
+    assert a.loss == b.loss
+    assert a.metrics == b.metrics
 
 
 def test_interrupt_then_resume(tiny_dataset, tmp_path):
@@ -89,23 +75,23 @@ def test_interrupt_then_resume(tiny_dataset, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
 
     first = train(cfg, run, report=interrupt_after_first_epoch)
-    assert first.summary["status"] == "interrupted"
-    assert first.summary["epochs"] == 1
-    lost = first.summary["lost_kwh"]
+    assert first.summary.status is runlog.RunStatus.INTERRUPTED
+    assert first.summary.epochs == 1
+    lost = first.summary.lost_kwh
     assert lost > 0  # the cut part of epoch 2, measured by the meter
-    assert first.summary["total_kwh"] == pytest.approx(first.history[0]["energy_kwh"] + lost)
+    assert first.summary.total_kwh == pytest.approx(first.history[0].energy_kwh + lost)
 
     with pytest.raises(GreensedError, match="already holds a run"):
         train(cfg, run, report=quiet)
     second = train(cfg, run, resume=True, report=quiet)
-    records = runlog.read_epochs(run)
-    assert [r["epoch"] for r in records] == [1, 2, 3]
-    cums = [r["cumulative_kwh"] for r in records]
+    records = runlog.RunDir(run).read_epochs()
+    assert [r.epoch for r in records] == [1, 2, 3]
+    cums = [r.cumulative_kwh for r in records]
     assert cums == sorted(cums)
-    expected = sum(r["energy_kwh"] for r in records) + lost
-    assert second.summary["total_kwh"] == pytest.approx(expected)
-    assert second.summary["status"] == "finished"
-    assert second.summary["lost_kwh"] == pytest.approx(lost)
+    expected = sum(r.energy_kwh for r in records) + lost
+    assert second.summary.total_kwh == pytest.approx(expected)
+    assert second.summary.status is runlog.RunStatus.FINISHED
+    assert second.summary.lost_kwh == pytest.approx(lost)
 
 
 def test_resume_with_changed_config_is_refused(tiny_dataset, tmp_path):
@@ -116,7 +102,7 @@ def test_resume_with_changed_config_is_refused(tiny_dataset, tmp_path):
     with pytest.raises(ConfigError, match=r"train.lr: 0.001 -> 0.0005"):
         train(cfg, run, resume=True, report=quiet)
     cfg.train.epochs = 2  # with --force it resumes
-    assert train(cfg, run, resume=True, force=True, report=quiet).summary["epochs"] == 2
+    assert train(cfg, run, resume=True, force=True, report=quiet).summary.epochs == 2
 
 
 def test_batch_composition_and_epoch_length():
@@ -143,10 +129,10 @@ def test_budget_never_exceeded_with_constant_meter(tiny_dataset, tmp_path):
     # machine's speed, so the prediction is exact and the stop is deterministic.
     meter = ConstantPowerMeter(3.6e6, clock=lambda: float(next(ticks)))
     res = train(cfg, tmp_path / "run", meter=meter, report=quiet)
-    assert res.summary["stop_policy"] == "budget"
-    assert res.summary["epochs"] == 3
-    assert res.summary["total_kwh"] == pytest.approx(3.0)
-    assert res.summary["budget_overrun_kwh"] == 0.0
+    assert res.summary.stop_policy == "budget"
+    assert res.summary.epochs == 3
+    assert res.summary.total_kwh == pytest.approx(3.0)
+    assert res.summary.budget_overrun_kwh == 0.0
 
 
 def test_compile_wraps_only_the_training_step(tiny_dataset, tmp_path, monkeypatch):
@@ -171,6 +157,6 @@ def test_compile_wraps_only_the_training_step(tiny_dataset, tmp_path, monkeypatc
     cfg.train.compile = True
     compiled = train(cfg, tmp_path / "compiled", report=quiet)
     assert [w.calls for w in wrappers] == [2, 2]  # 2 steps; validation bypasses them
-    assert compiled.history[0]["loss"] == eager.history[0]["loss"]
-    assert compiled.history[0]["metrics"] == eager.history[0]["metrics"]
+    assert compiled.history[0].loss == eager.history[0].loss
+    assert compiled.history[0].metrics == eager.history[0].metrics
     assert compiled.model_sha256 == eager.model_sha256

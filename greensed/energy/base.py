@@ -10,6 +10,8 @@ time. See ``docs/energy.md``.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -89,6 +91,84 @@ class Meter(Protocol):
     def describe(self) -> dict[str, str]:
         """Component -> method: what this meter measures and how."""
         ...
+
+
+def merge_status(parts: list[tuple[str, str]]) -> str:
+    """One status for a reading made of parts ((who, status) pairs): "ok" when every
+    part is; else "error: ..." if any part erred, "unavailable: ..." otherwise,
+    naming each part that was not ok."""
+    problems = [(who, st) for who, st in parts if st != "ok"]
+    if not problems:
+        return "ok"
+    kind = "error" if any(st.startswith("error") for _, st in problems) else "unavailable"
+    return f"{kind}: " + "; ".join(f"{who}: {st}" for who, st in problems)
+
+
+def end_alone(meter: Meter) -> Reading:
+    """End the window without waiting for other processes: after an error, when
+    they may never reach the same point (a meter that sums ranks says how)."""
+    alone = getattr(meter, "end_window_alone", None)
+    return alone() if alone is not None else meter.end_window()
+
+
+class MeterWindow:
+    """One measured window as a context manager::
+
+        with MeterWindow(meter) as window:
+            ...                      # the measured work
+            reading = window.end()   # the window's labelled reading
+
+    Leaving the block without ``end()`` (an exception) still ends the window, on
+    this process alone; that reading is kept in ``reading`` for the caller.
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self.meter = meter
+        self.reading: Reading | None = None
+        self.ended = False
+
+    def __enter__(self) -> MeterWindow:
+        self.meter.begin_window()
+        return self
+
+    def end(self) -> Reading:
+        self.reading, self.ended = self.meter.end_window(), True
+        return self.reading
+
+    def abandon(self) -> Reading:
+        """End the window on this process alone, if ``end()`` did not (an error)."""
+        if not self.ended:
+            self.reading, self.ended = end_alone(self.meter), True
+        assert self.reading is not None
+        return self.reading
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.abandon()
+
+
+class WindowOnlyMeter:
+    """Base of the meters that only time their windows: start and close do nothing;
+    ``_window_s()`` is the window's length, None when it was never begun."""
+
+    name: str
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._t0: float | None = None
+
+    def start(self) -> None:
+        pass
+
+    def begin_window(self) -> None:
+        self._t0 = self._clock()
+
+    def _window_s(self) -> float | None:
+        duration_s = None if self._t0 is None else max(self._clock() - self._t0, 0.0)
+        self._t0 = None
+        return duration_s
+
+    def close(self) -> None:
+        pass
 
 
 def usable_kwh(value: Any) -> float | None:

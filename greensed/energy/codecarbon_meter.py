@@ -30,11 +30,13 @@ from greensed.energy.base import (
     RAPL,
     TDP,
     UNKNOWN,
+    Meter,
     MeterError,
     Reading,
     estimated_reading,
     usable_kwh,
 )
+from greensed.energy.ranks import NoPartMeter
 
 TRACKING_MODES = ("machine", "process")
 _CC_COMPONENTS = (("cpu", "cpu_energy"), ("gpu", "gpu_energy"), ("ram", "ram_energy"))
@@ -228,3 +230,8 @@ class CodeCarbonMeter:
 
     def describe(self) -> dict[str, str]:
         return dict(self._methods) if self._methods else {"cpu": "codecarbon", "ram": "codecarbon"}
+
+    def for_rank(self, measures_node: bool) -> Meter:
+        """Machine mode reports the whole node (its "gpu" figure covers every GPU it
+        sees): only a node's local rank 0 runs it."""
+        return self if measures_node else NoPartMeter(self.name)

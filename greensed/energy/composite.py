@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from greensed.energy.base import Meter, Reading
+from greensed.energy.base import Meter, Reading, merge_status
 
 
 class CompositeMeter:
@@ -38,19 +38,18 @@ class CompositeMeter:
         methods = {c: m for c, m in h.methods.items() if c != "gpu"}
         comps.update({c: v for c, v in g.components_kwh.items()})
         methods.update({c: m for c, m in g.methods.items()})
-        problems = [f"{m.name}: {r.status}" for m, r in ((self.gpu, g), (self.host, h))
-                    if r.status != "ok"]
         if g.energy_kwh is None or h.energy_kwh is None:
             # A partial total would pass for a small measurement: report none.
             total = None
         else:
             host_kwh = h.energy_kwh - h.components_kwh.get("gpu", 0.0)
             total = math.fsum([g.energy_kwh, max(host_kwh, 0.0)])
-        status = "ok"
-        if problems:
-            kind = "error" if any("error" in p for p in problems) else "unavailable"
-            status = f"{kind}: " + "; ".join(problems)
+        status = merge_status([(self.gpu.name, g.status), (self.host.name, h.status)])
         return Reading(total, max(g.duration_s, h.duration_s), comps, methods, self.name, status)
+
+    def for_rank(self, measures_node: bool) -> Meter:
+        """Ranks other than a node's local rank 0 keep their own GPU counter only."""
+        return self if measures_node else self.gpu
 
     def close(self) -> None:
         try:

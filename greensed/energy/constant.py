@@ -6,11 +6,19 @@ import math
 import time
 from collections.abc import Callable
 
-from greensed.energy.base import CONSTANT_POWER, J_PER_KWH, UNAVAILABLE, Reading
+from greensed.energy.base import (
+    CONSTANT_POWER,
+    J_PER_KWH,
+    UNAVAILABLE,
+    Meter,
+    Reading,
+    WindowOnlyMeter,
+)
+from greensed.energy.ranks import PartMeter
 from greensed.errors import ConfigError
 
 
-class ConstantPowerMeter:
+class ConstantPowerMeter(WindowOnlyMeter):
     """energy = declared power x window duration; a model, labelled as such.
 
     ``node_w`` is reported as component "cpu" (the host: CPU, RAM, board),
@@ -34,24 +42,16 @@ class ConstantPowerMeter:
         self.node_w = float(node_w)
         self.device_w = float(device_w)
         self.n_devices = n_devices
-        self._clock = clock
-        self._t0: float | None = None
+        super().__init__(clock)
         name = f"constant:{self.node_w:g}"
         if self.device_w > 0:
             name += f"+{self.device_w:g}" + (f"x{n_devices}" if n_devices > 1 else "")
         self.name = name
 
-    def start(self) -> None:
-        pass
-
-    def begin_window(self) -> None:
-        self._t0 = self._clock()
-
     def end_window(self) -> Reading:
-        if self._t0 is None:
+        duration_s = self._window_s()
+        if duration_s is None:
             return Reading(None, 0.0, {}, {}, self.name, "error: end_window without begin_window")
-        duration_s = max(self._clock() - self._t0, 0.0)
-        self._t0 = None
         comps = {"cpu": self.node_w * duration_s / J_PER_KWH}
         if self.device_w > 0:
             comps["gpu"] = self.device_w * self.n_devices * duration_s / J_PER_KWH
@@ -63,39 +63,18 @@ class ConstantPowerMeter:
             meter=self.name,
         )
 
-    def close(self) -> None:
-        pass
+    def for_rank(self, measures_node: bool) -> Meter:
+        if self.n_devices > 1:
+            raise ConfigError(
+                f"meter {self.name!r}: in a multi-process run each rank declares its own "
+                "device; use constant:NODE_W+DEVICE_W without xN")
+        return self if measures_node else PartMeter(self, "device")
 
     def describe(self) -> dict[str, str]:
         out = {"cpu": CONSTANT_POWER}
         if self.device_w > 0:
             out["gpu"] = CONSTANT_POWER
         return out
-
-
-class WindowOnlyMeter:
-    """Base of the meters with nothing to read: start and close do nothing, a
-    window is only timed (0 s when it was never begun)."""
-
-    name: str
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._t0: float | None = None
-
-    def start(self) -> None:
-        pass
-
-    def begin_window(self) -> None:
-        self._t0 = self._clock()
-
-    def _window_s(self) -> float:
-        duration_s = 0.0 if self._t0 is None else max(self._clock() - self._t0, 0.0)
-        self._t0 = None
-        return duration_s
-
-    def close(self) -> None:
-        pass
 
 
 class UnavailableMeter(WindowOnlyMeter):
@@ -107,7 +86,7 @@ class UnavailableMeter(WindowOnlyMeter):
         self.name = "unavailable"
 
     def end_window(self) -> Reading:
-        duration_s = self._window_s()
+        duration_s = self._window_s() or 0.0
         return Reading(
             energy_kwh=None,
             duration_s=duration_s,
@@ -115,6 +94,9 @@ class UnavailableMeter(WindowOnlyMeter):
             meter=self.name,
             status=f"unavailable: {self.why}",
         )
+
+    def for_rank(self, measures_node: bool) -> Meter:
+        return self  # nothing to split: every rank says the same
 
     def describe(self) -> dict[str, str]:
         return {"all": UNAVAILABLE}

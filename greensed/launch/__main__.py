@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     except GreensedError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2
-    return {"finished": 0, "interrupted": 130}.get(str(summary.get("status")), 1)
+    status = summary.status.value if summary is not None else None
+    return {"finished": 0, "interrupted": 130}.get(str(status), 1)
 
 
 if __name__ == "__main__":

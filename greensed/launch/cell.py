@@ -14,18 +14,11 @@ import socket
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from greensed import config as C
-from greensed import runlog
 from greensed.errors import GreensedError
-from greensed.launch.plan import CELL_RECIPE, action_for, mark, utc_now
-from greensed.study.status import LAUNCH_FILE
-
-
-def cell_action(run_dir: str | Path) -> str:
-    """"skip" (finished), "resume" (a run log to continue) or "start"."""
-    return action_for(Path(run_dir))
+from greensed.launch.plan import action_for, mark, utc_now
+from greensed.runlog import RunDir, RunStatus, Summary
 
 
 def last_error_line(exc: BaseException) -> str:
@@ -36,20 +29,21 @@ def last_error_line(exc: BaseException) -> str:
 
 
 def run_cell(run_dir: str | Path, *, threads: int | None = None,
-             report: Callable[[str], None] = print) -> dict[str, Any]:
+             report: Callable[[str], None] = print) -> Summary | None:
     """Train the cell in ``run_dir`` (its config is ``cell.toml`` there) and
     return its summary. Errors are recorded in ``launch.json`` and re-raised."""
     from greensed.train.loop import train  # heavy (torch): only where a cell runs
 
     run_dir = Path(run_dir)
-    action = cell_action(run_dir)
+    d = RunDir(run_dir)
+    action = action_for(run_dir)
     if action == "skip":
-        return runlog.read_summary(run_dir) or {}
-    launch = runlog.read_json(run_dir / LAUNCH_FILE) or {}
+        return d.read_summary()
+    launch = d.read_object(d.launch) or {}
     mark(run_dir, state="started", started_utc=utc_now(), host=socket.gethostname(),
          pid=os.getpid(), action=action, error=None)
     try:
-        recipe = run_dir / CELL_RECIPE
+        recipe = d.cell_recipe
         if not recipe.exists():
             raise GreensedError(f"{recipe}: missing (the launcher writes it before a cell starts)")
         cfg = C.from_toml_text(recipe.read_text(), str(recipe))
@@ -67,14 +61,14 @@ def run_cell(run_dir: str | Path, *, threads: int | None = None,
             torch.set_num_threads(saved_threads)
     except (KeyboardInterrupt, SystemExit):
         # Ctrl-C before training started, or submitit exiting after a requeue.
-        mark(run_dir, state="ended", ended_utc=utc_now(), status="interrupted")
+        mark(run_dir, state="ended", ended_utc=utc_now(), status=RunStatus.INTERRUPTED.value)
         raise
     except BaseException as exc:
         mark(run_dir, state="failed", ended_utc=utc_now(), error=last_error_line(exc))
         raise
     summary = result.summary
-    if summary.get("status") == "failed":
-        mark(run_dir, state="failed", ended_utc=utc_now(), error=summary.get("error"))
+    if summary.status is RunStatus.FAILED:
+        mark(run_dir, state="failed", ended_utc=utc_now(), error=summary.error)
     else:
-        mark(run_dir, state="ended", ended_utc=utc_now(), status=summary.get("status"))
+        mark(run_dir, state="ended", ended_utc=utc_now(), status=summary.status.value)
     return summary

@@ -10,27 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from greensed import runlog
 from greensed.launch.cell import last_error_line, run_cell
+from greensed.launch.outcome import CellOutcome, Progress, last_log_line, outcome_from_dir
 from greensed.launch.plan import CellPlan, Resources, prepare
-from greensed.launch.reproduce import CellOutcome, Progress
-from greensed.study.status import LAUNCH_FILE
-
-CELL_LOG = "launch.log"
-
-
-def outcome_from_dir(plan: CellPlan, duration_s: float, fallback_error: str | None = None
-                     ) -> CellOutcome:
-    """A cell's outcome from what it left: summary.json, else launch.json's error."""
-    summary = runlog.read_summary(plan.run_dir) or {}
-    launch = runlog.read_json(plan.run_dir / LAUNCH_FILE) or {}
-    if launch.get("state") == "failed":
-        return CellOutcome(plan, "failed", launch.get("error") or fallback_error, duration_s)
-    status = summary.get("status")
-    if launch.get("state") == "ended" and status:
-        err = summary.get("error") if status != "finished" else None
-        return CellOutcome(plan, str(status), err, duration_s)
-    return CellOutcome(plan, "failed", fallback_error or "ended without a summary", duration_s)
+from greensed.runlog import RunDir
 
 
 def run_sequential(plans: list[CellPlan], res: Resources, progress: Progress) -> list[CellOutcome]:
@@ -73,16 +56,17 @@ def run_parallel(plans: list[CellPlan], res: Resources, progress: Progress) -> l
         while queue or running:
             while queue and len(running) < parallel:
                 plan = queue.pop(0)
-                prepare(plan, "local", log=str(plan.run_dir / CELL_LOG))
-                with open(plan.run_dir / CELL_LOG, "ab") as log:
+                log_path = RunDir(plan.run_dir).cell_log
+                prepare(plan, "local", log=str(log_path))
+                with open(log_path, "ab") as log:
                     proc = subprocess.Popen(cell_command(plan.run_dir, threads), stdout=log,
                                             stderr=subprocess.STDOUT, env=env)
                 running[proc] = (plan, time.monotonic())
-                progress.started(plan, f" (pid {proc.pid}, log {CELL_LOG})")
+                progress.started(plan, f" (pid {proc.pid}, log {log_path.name})")
             for proc in [p for p in running if p.poll() is not None]:
                 plan, t0 = running.pop(proc)
                 outcome = outcome_from_dir(plan, time.monotonic() - t0,
-                                           last_log_line(plan.run_dir / CELL_LOG))
+                                           last_log_line(RunDir(plan.run_dir).cell_log))
                 progress.ended(outcome)
                 outcomes.append(outcome)
             time.sleep(0.2)
@@ -94,13 +78,3 @@ def run_parallel(plans: list[CellPlan], res: Resources, progress: Progress) -> l
             proc.wait()
             outcomes.append(CellOutcome(plan, "interrupted", None, time.monotonic() - t0))
     return outcomes
-
-
-def last_log_line(path: Path) -> str | None:
-    """The last 'error:' line of a cell's log, else its last non-empty line."""
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return None
-    errors = [ln for ln in lines if ln.startswith("error:")]
-    return (errors or lines or [None])[-1]

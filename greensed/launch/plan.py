@@ -12,10 +12,8 @@ from typing import Any
 from greensed import config as C
 from greensed import runlog
 from greensed.errors import ConfigError
-from greensed.study.grid import Cell, Grid
-from greensed.study.status import LAUNCH_FILE
-
-CELL_RECIPE = "cell.toml"
+from greensed.launch.grid import Cell, Grid
+from greensed.runlog import RunDir, RunStatus
 
 
 @dataclass
@@ -83,14 +81,14 @@ def resolve_resources(grid_path: str | Path, **flags: Any) -> Resources:
 
 
 def is_finished(run_dir: Path) -> bool:
-    summary = runlog.read_summary(run_dir) if run_dir.is_dir() else None
-    return bool(summary) and summary.get("status") == "finished"
+    summary = RunDir(run_dir).read_summary() if run_dir.is_dir() else None
+    return summary is not None and summary.status is RunStatus.FINISHED
 
 
 def has_run_log(run_dir: Path) -> bool:
     """A trainer got far enough to leave something to resume from."""
-    return any((run_dir / p).exists() for p in (
-        runlog.EPOCHS_FILE, runlog.CONFIG_FILE, "checkpoints/last.pt"))
+    d = RunDir(run_dir)
+    return any(p.exists() for p in (d.epochs, d.config, d.last))
 
 
 def action_for(run_dir: Path) -> str:
@@ -122,16 +120,17 @@ def prepare(plan: CellPlan, launcher: str, *, job_id: str | None = None,
             log: str | None = None) -> None:
     """Write the cell's recipe and its launch marker before it is started or submitted."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    runlog.atomic_write_bytes(plan.run_dir / CELL_RECIPE, C.to_toml(plan.cell.config).encode())
+    runlog.atomic_write_bytes(RunDir(plan.run_dir).cell_recipe,
+                              C.to_toml(plan.cell.config).encode())
     mark(plan.run_dir, launcher=launcher, state="submitted", job_id=job_id,
          recipe=plan.cell.recipe, submitted_utc=utc_now(), error=None, log=log, replace=True)
 
 
 def mark(run_dir: Path, *, replace: bool = False, **fields: Any) -> None:
     """Update ``launch.json`` (state: submitted | started | ended | failed)."""
-    path = run_dir / LAUNCH_FILE
-    current = {} if replace else (runlog.read_json(path) or {})
-    runlog.atomic_write_json(path, {**current, **fields})
+    d = RunDir(run_dir)
+    current = {} if replace else (d.read_object(d.launch) or {})
+    runlog.atomic_write_json(d.launch, {**current, **fields})
 
 
 def utc_now() -> str:

@@ -3,27 +3,17 @@ cells and resuming unfinished ones, locally or through SLURM."""
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from greensed.errors import ConfigError
+from greensed.launch.grid import load_grid
+from greensed.launch.local import run_parallel, run_sequential
+from greensed.launch.outcome import CellOutcome, Progress, Reporter
 from greensed.launch.plan import CellPlan, Resources, plan_grid
-from greensed.study.grid import load_grid
+from greensed.launch.slurm import run_slurm
 
-Reporter = Callable[[str], None]
 LAUNCHERS = ("local", "slurm")
-
-
-@dataclass
-class CellOutcome:
-    plan: CellPlan
-    # finished | skipped | failed | interrupted | diverged | submitted (SLURM, not waited for)
-    state: str
-    error: str | None = None
-    duration_s: float | None = None
 
 
 @dataclass
@@ -39,43 +29,6 @@ class ReproduceResult:
     @property
     def interrupted(self) -> bool:
         return any(o.state == "interrupted" for o in self.outcomes)
-
-
-class Progress:
-    """Cells done/total, the cell that just started or ended, and an ETA from
-    the cells finished in this session (mean duration x cells left / parallel)."""
-
-    def __init__(self, total: int, done: int, parallel: int, report: Reporter) -> None:
-        self.total, self.done, self.parallel, self.report = total, done, parallel, report
-        self.durations: list[float] = []
-        self.t0 = time.monotonic()
-
-    def eta(self) -> str:
-        if not self.durations or self.done >= self.total:
-            return ""
-        left_s = (sum(self.durations) / len(self.durations)
-                  * math.ceil((self.total - self.done) / self.parallel))
-        return f" | ETA {fmt_s(left_s)}"
-
-    def started(self, plan: CellPlan, how: str = "") -> None:
-        verb = "resuming" if plan.action == "resume" else "starting"
-        self.report(f"[{self.done}/{self.total} done] {verb} {plan.label} -> {plan.run_dir}"
-                    f"{how}{self.eta()}")
-
-    def ended(self, outcome: CellOutcome) -> None:
-        self.done += 1
-        if outcome.state == "finished" and outcome.duration_s is not None:
-            self.durations.append(outcome.duration_s)
-        took = f" in {fmt_s(outcome.duration_s)}" if outcome.duration_s is not None else ""
-        why = f": {outcome.error}" if outcome.error else ""
-        self.report(f"[{self.done}/{self.total} done] {outcome.plan.label} {outcome.state}"
-                    f"{took}{why}{self.eta()}")
-
-
-def fmt_s(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else (
-        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s} s")
 
 
 def reproduce(grid_path: str | Path, *, out: str | Path | None = None, data: str | None = None,
@@ -106,15 +59,9 @@ def reproduce(grid_path: str | Path, *, out: str | Path | None = None, data: str
     parallel = res.max_parallel or (len(todo) if launcher == "slurm" else 1)
     progress = Progress(len(plans), len(plans) - len(todo), parallel, report)
     if launcher == "slurm":
-        from greensed.launch.slurm import run_slurm
-
         result.outcomes += run_slurm(grid.name, todo, out_dir, res, progress, wait=wait)
     elif parallel > 1:
-        from greensed.launch.local import run_parallel
-
         result.outcomes += run_parallel(todo, res, progress)
     else:
-        from greensed.launch.local import run_sequential
-
         result.outcomes += run_sequential(todo, res, progress)
     return result

@@ -17,12 +17,11 @@ from typing import Any
 
 import submitit
 
-from greensed import runlog
 from greensed.launch.cell import run_cell
-from greensed.launch.local import last_log_line, outcome_from_dir
+from greensed.launch.outcome import CellOutcome, Progress, last_log_line, outcome_from_dir
 from greensed.launch.plan import CellPlan, Resources, mark, prepare
-from greensed.launch.reproduce import CellOutcome, Progress
-from greensed.study.status import LAUNCH_FILE
+from greensed.runlog import RunDir, RunStatus, Summary
+from greensed.train.signals import request_stop
 
 SUBMITIT_DIR = ".submitit"
 # Requeues after a time-out before submitit gives up; preemptions do not count.
@@ -33,25 +32,23 @@ class CellJob(submitit.helpers.Checkpointable):
     """One grid cell as a SLURM task. ``checkpoint()`` (inherited) resubmits the
     same call; `run_cell` then sees the run log and resumes."""
 
-    def __call__(self, run_dir: str) -> dict[str, Any]:
-        from greensed.train.loop import StopSignal
-
+    def __call__(self, run_dir: str) -> Summary | None:
         requeue = signal.getsignal(signal.SIGUSR2)  # submitit's checkpoint-and-requeue
         asked: list[int] = []
 
         def on_usr2(signum: int, frame: Any) -> None:
             asked.append(signum)
-            stop = signal.getsignal(signal.SIGTERM)
-            if isinstance(stop, StopSignal):  # training: stop after this step, cleanly
-                stop(signal.SIGTERM, frame)
-            elif callable(requeue):  # not training yet: nothing to save, requeue now
+            # Training: it stops after this step, cleanly (the partial epoch measured).
+            # Not training yet: nothing to save, requeue now.
+            if not request_stop(signal.SIGTERM) and callable(requeue):
                 requeue(signum, frame)
 
         signal.signal(signal.SIGUSR2, on_usr2)
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "0")) or None
         summary = run_cell(run_dir, threads=threads,
                            report=lambda line: print(line, flush=True))
-        if asked and summary.get("status") == "interrupted" and callable(requeue):
+        if asked and summary is not None and summary.status is RunStatus.INTERRUPTED \
+                and callable(requeue):
             requeue(signal.SIGUSR2, None)  # checkpoint() + scontrol requeue + exit
         return summary
 
@@ -94,7 +91,8 @@ def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
     try:
         while pending:
             for job_id, (plan, job) in list(pending.items()):
-                launch = runlog.read_json(plan.run_dir / LAUNCH_FILE) or {}
+                d = RunDir(plan.run_dir)
+                launch = d.read_object(d.launch) or {}
                 if job_id not in started and launch.get("state") != "submitted":
                     started[job_id] = time.monotonic()
                     progress.started(plan, f" (job {job_id})")
@@ -103,7 +101,7 @@ def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
                 del pending[job_id]
                 t0 = started.get(job_id, time.monotonic())
                 outcome = outcome_from_dir(plan, time.monotonic() - t0, job_error(job))
-                launch = runlog.read_json(plan.run_dir / LAUNCH_FILE) or {}
+                launch = d.read_object(d.launch) or {}
                 if outcome.state == "failed" and launch.get("state") != "failed":
                     # Killed (no summary, no error of its own): keep SLURM's word for status.
                     mark(plan.run_dir, state="failed", error=outcome.error)

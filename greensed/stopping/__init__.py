@@ -3,7 +3,7 @@
 See ``docs/policies.md``.
 """
 
-from greensed.stopping.base import CONTINUE, Decision, History, Policy
+from greensed.stopping.base import CONTINUE, Decision, History, Policy, best_record
 from greensed.stopping.build import POLICY_NAMES, build_policy, parse_stop_cli
 from greensed.stopping.policies import AllOf, AnyOf, Budget, Marginal, MaxEpochs, Plateau, Target
 
@@ -20,6 +20,7 @@ __all__ = [
     "Plateau",
     "Policy",
     "Target",
+    "best_record",
     "build_policy",
     "parse_stop_cli",
 ]

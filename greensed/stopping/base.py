@@ -7,14 +7,13 @@ finished run's ``epochs.jsonl`` take exactly the same decisions.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from greensed.runlog import metric as _metric
+from greensed.runlog import EpochRecord
 
-History = Sequence[Mapping[str, Any]]
+History = Sequence[EpochRecord]
 
 
 @dataclass(frozen=True)
@@ -45,30 +44,20 @@ class Policy(Protocol):
         ...
 
 
-def finite_metric(record: Mapping[str, Any], key: str) -> float | None:
+def finite_metric(record: EpochRecord, key: str) -> float | None:
     """The metric as a float, or None when it is missing, null or not finite."""
-    value = _metric(record, key)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    return record.metric(key)
 
 
-def finite_energy(record: Mapping[str, Any], key: str = "energy_kwh") -> float | None:
-    """An energy field as a float, or None when unavailable (null, NaN, missing)."""
-    value = record.get(key)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def finite_energy(record: EpochRecord, key: str = "energy_kwh") -> float | None:
+    """An energy field (``energy_kwh``, ``cumulative_kwh``) as a float, or None when
+    unavailable (null, NaN, missing)."""
+    return record.metric(key)
 
 
 def epoch_number(history: History, index: int) -> int:
-    """The record's 1-based ``epoch`` field, or its position when absent."""
-    value = history[index].get("epoch")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return (index % len(history)) + 1
+    """The record's 1-based ``epoch`` field."""
+    return history[index].epoch
 
 
 def better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
@@ -78,6 +67,17 @@ def better(value: float, best: float | None, mode: str, min_delta: float = 0.0) 
     if mode == "max":
         return value > best + min_delta
     return value < best - min_delta
+
+
+def best_record(history: History, key: str, mode: str) -> EpochRecord | None:
+    """The first record with the best finite value of ``key`` (ties: the earliest)."""
+    best: EpochRecord | None = None
+    best_v: float | None = None
+    for rec in history:
+        value = rec.metric(key)
+        if value is not None and better(value, best_v, mode):
+            best, best_v = rec, value
+    return best
 
 
 def fmt(value: float | None, digits: int = 4) -> str:

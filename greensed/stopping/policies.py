@@ -15,6 +15,7 @@ from greensed.stopping.base import (
     Decision,
     History,
     Policy,
+    best_record,
     better,
     epoch_number,
     finite_energy,
@@ -46,15 +47,10 @@ def _check_number(policy: str, name: str, value: float, *, low: float, strict: b
         raise ConfigError(f"stop policy '{policy}': {name} = {value!r} must be {rel} {low:g}")
 
 
-def _best(history: History, key: str, mode: str) -> tuple[float | None, int | None]:
-    """Best finite metric value and its epoch; the earliest epoch wins ties."""
-    best: float | None = None
-    best_epoch: int | None = None
-    for i, rec in enumerate(history):
-        value = finite_metric(rec, key)
-        if value is not None and better(value, best, mode):
-            best, best_epoch = value, epoch_number(history, i)
-    return best, best_epoch
+def _best(history: History, key: str, mode: str) -> float | None:
+    """Best finite metric value; None when there is none."""
+    rec = best_record(history, key, mode)
+    return rec.metric(key) if rec is not None else None
 
 
 @dataclass(frozen=True)
@@ -257,8 +253,8 @@ class Marginal:
                 True, self.name, "marginal: energy unavailable, cannot compute gain per kWh"
             )
         spent = math.fsum(e for e in energies if e is not None)
-        before, _ = _best(history[: n - self.window], self.metric, self.mode)
-        now, _ = _best(history, self.metric, self.mode)
+        before = _best(history[: n - self.window], self.metric, self.mode)
+        now = _best(history, self.metric, self.mode)
         if before is None or now is None:
             return CONTINUE  # nothing finite to compare against yet
         gain = (now - before) if self.mode == "max" else (before - now)

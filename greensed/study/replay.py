@@ -22,7 +22,7 @@ from greensed.config import StopConfig, update_section
 from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import RunLog
 from greensed.stopping import build_policy
-from greensed.study.report import DEFAULT_METRIC, GROUP_BY, _sort_key, group_key, run_total_kwh
+from greensed.study.runs import DEFAULT_METRIC, check_by, group_key, run_total_kwh, sort_key
 from greensed.study.tables import Table, decimals_for
 
 # Short keys of the --policy mini-syntax; any StopConfig field name works too.
@@ -147,17 +147,17 @@ def replay_run(run: RunLog, policy: NamedPolicy, *, metric: str = DEFAULT_METRIC
             break
     if fired == "max-epochs":  # the cap at the log's length: no policy fired
         fired, reason = "", "ran to the last logged epoch"
-    f1 = [runlog.metric(r, metric) for r in history]
-    upto = [v for v in f1[:stop_i] if _num(v)]
-    allv = [v for v in f1 if _num(v)]
-    kwh = history[stop_i - 1].get("cumulative_kwh")
+    f1 = run.series(metric)
+    upto = [v for v in f1[:stop_i] if v is not None]
+    allv = [v for v in f1 if v is not None]
+    kwh = history[stop_i - 1].metric("cumulative_kwh")
     total = run_total_kwh(run)
-    if stop_i == n and _num(total):
+    if stop_i == n and total is not None:
         kwh = total  # stopping at the end costs the whole run (lost partial epochs included)
     return ReplayResult(
         run_dir=run.run_dir, group=group, policy=policy.label, epochs=n,
-        stop_epoch=history[stop_i - 1].get("epoch", stop_i), stop_policy=fired,
-        stop_reason=reason, kwh_at_stop=float(kwh) if _num(kwh) else None,
+        stop_epoch=history[stop_i - 1].epoch, stop_policy=fired,
+        stop_reason=reason, kwh_at_stop=kwh,
         total_kwh=total, best_f1_to_stop=max(upto) if upto else None,
         max_f1=max(allv) if allv else None)
 
@@ -167,8 +167,7 @@ def replay(run_dirs: Sequence[str | Path], policies: Sequence[NamedPolicy], *,
     """Every policy on every run under ``run_dirs``; returns results and warnings."""
     if not policies:
         raise ConfigError("no policy to replay: give --stop ... or --policy SPEC")
-    if by not in (*GROUP_BY, "all"):
-        raise ConfigError(f"--by {by!r}: choose from {', '.join((*GROUP_BY, 'all'))}")
+    check_by(by, allow_all=True)
     paths = runlog.find_runs(run_dirs)
     if not paths:
         raise GreensedError(f"no run directories under {', '.join(map(str, run_dirs))}")
@@ -178,7 +177,7 @@ def replay(run_dirs: Sequence[str | Path], policies: Sequence[NamedPolicy], *,
         if not run.epochs:
             warnings.append(f"{p}: no finished epoch, skipped")
             continue
-        fired = (run.summary or {}).get("stop_policy")
+        fired = run.summary.stop_policy if run.summary else None
         if fired and fired != "max-epochs":
             warnings.append(f"{p}: the run itself stopped early ({fired}); replay can "
                             "only stop earlier, and saved % is relative to its shorter log")
@@ -213,7 +212,7 @@ def summary_table(results: Sequence[ReplayResult], by: str = "all") -> Table:
               + ["Policy", "Runs", "Stopped early", "Stop epoch", "kWh at stop",
                  "kWh full run", "Saved", "Best F1 to stop", "F1 loss (rel.)"])
     groups: dict[tuple[str, str], list[ReplayResult]] = {}
-    order = sorted({r.group for r in results}, key=_sort_key)
+    order = sorted({r.group for r in results}, key=sort_key)
     labels = list(dict.fromkeys(r.policy for r in results))
     for r in results:
         groups.setdefault((r.group, r.policy), []).append(r)
@@ -237,7 +236,3 @@ def summary_table(results: Sequence[ReplayResult], by: str = "all") -> Table:
 def _mean(values: Sequence[float | None]) -> float | None:
     have = [v for v in values if v is not None]
     return sum(have) / len(have) if have else None
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v

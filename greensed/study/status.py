@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from greensed import runlog
-from greensed.study.report import DEFAULT_METRIC, _config, run_total_kwh
+from greensed.runlog import RunDir, RunStatus
+from greensed.study.runs import DEFAULT_METRIC, read_config, run_total_kwh
 from greensed.study.tables import Table, decimals_for
-
-LOCK_FILE = "lock"
-LAUNCH_FILE = "launch.json"
 
 
 def lock_held(run_dir: Path) -> bool | None:
@@ -27,7 +25,7 @@ def lock_held(run_dir: Path) -> bool | None:
     line ("pid N on HOST") names this host, None when that cannot be told (no
     such line, or another host). The file outlives its holder, so its
     existence says nothing; the kernel's flock table (/proc/locks) does."""
-    path = run_dir / LOCK_FILE
+    path = RunDir(run_dir).lock
     try:
         words = path.read_text().split()
         inode = path.stat().st_ino
@@ -58,18 +56,18 @@ def run_state(run: runlog.RunLog, launch: dict[str, Any] | None = None) -> str:
     `finished`, `interrupted`, `diverged` (from summary.json), else
     `incomplete` (a trainer died without a summary)."""
     alive = lock_held(run.run_dir)
-    status = (run.summary or {}).get("status")
+    status = run.status
     if alive:
         return "running"
     launch = launch or {}
     # A resubmitted cell keeps its old summary until the new attempt ends.
-    if launch.get("state") == "submitted" and status != "finished":
+    if launch.get("state") == "submitted" and status is not RunStatus.FINISHED:
         return "queued"
-    if launch.get("state") == "failed" and status != "finished":
+    if launch.get("state") == "failed" and status is not RunStatus.FINISHED:
         return "failed"
     if status:
-        return str(status)
-    if alive is None and (run.run_dir / LOCK_FILE).exists():
+        return status.value
+    if alive is None and run.dir.lock.exists():
         return "running"  # a lock we cannot check (another host): trust it
     return "incomplete"
 
@@ -77,49 +75,42 @@ def run_state(run: runlog.RunLog, launch: dict[str, Any] | None = None) -> str:
 def find_cells(paths: Sequence[str | Path]) -> list[Path]:
     """Run directories (with a run log) and launched grid cells (with
     launch.json) at or below ``paths``, sorted."""
-    found = set(runlog.find_runs([p for p in paths if not (Path(p) / LAUNCH_FILE).exists()]))
+    launched = {p for p in map(Path, paths) if RunDir(p).launch.exists()}
+    found = set(runlog.find_runs([p for p in paths if Path(p) not in launched])) | launched
+    name = RunDir(Path(".")).launch.name
     for p in map(Path, paths):
-        if (p / LAUNCH_FILE).exists():
-            found.add(p)
-        elif p.is_dir():
-            found.update(f.parent for f in p.rglob(LAUNCH_FILE))
+        if p not in launched and p.is_dir():
+            found.update(f.parent for f in p.rglob(name))
     return sorted(found)
-
-
-def _load(path: Path) -> runlog.RunLog:
-    if (path / runlog.EPOCHS_FILE).exists():
-        return runlog.load_run(path)
-    cfg = path / runlog.CONFIG_FILE
-    return runlog.RunLog(run_dir=path, epochs=[], summary=runlog.read_summary(path),
-                         config_text=cfg.read_text(encoding="utf-8") if cfg.exists() else None,
-                         hardware=runlog.read_json(path / runlog.HARDWARE_FILE))
 
 
 def status_table(run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC) -> Table:
     t = Table("Runs", ["Run", "State", "Epochs", "Best F1", "Last F1", "kWh", "Stop reason"])
     for path in find_cells(run_dirs):
-        run = _load(path)
-        launch = runlog.read_json(path / LAUNCH_FILE) or {}
+        run = runlog.load_run(path, need_epochs=False)
+        launch = run.dir.read_object(run.dir.launch) or {}
         state = run_state(run, launch)
-        planned = _config(run).get("train", {}).get("epochs")
-        values = [(r.get("epoch"), runlog.metric(r, metric)) for r in run.epochs]
-        scored = [(v, e) for e, v in values if isinstance(v, (int, float)) and v == v]
+        planned = read_config(run).get("train", {}).get("epochs")
+        values = [(r.epoch, r.metric(metric)) for r in run.epochs]
+        scored = [(v, e) for e, v in values if v is not None]
         best = max(scored, key=lambda ve: ve[0], default=None)
         last = values[-1][1] if values else None
         kwh = run_total_kwh(run) if run.epochs else None
-        summary = run.summary or {}
+        summary = run.summary
+        error = summary.error if summary else None
+        stop_reason = summary.stop_reason if summary else None
         if state == "failed":
-            reason = launch.get("error") or summary.get("error") or summary.get("stop_reason")
+            reason = launch.get("error") or error or stop_reason
         elif state == "queued":
             reason = f"job {launch['job_id']}" if launch.get("job_id") else "waiting"
         elif state == "running":
             reason = f"epoch {len(run.epochs) + 1}"
         else:
-            reason = summary.get("stop_reason") or summary.get("error")
+            reason = stop_reason or error
         t.add([str(path), state,
                f"{len(run.epochs)}/{planned}" if planned else str(len(run.epochs)),
                f"{best[0] * 100:.1f}% @{best[1]}" if best else "-",
-               f"{last * 100:.1f}%" if isinstance(last, (int, float)) else "-",
+               f"{last * 100:.1f}%" if last is not None else "-",
                f"{kwh:.{decimals_for(kwh, 2)}f}" if kwh is not None else "-",
                str(reason or "-")])
     return t

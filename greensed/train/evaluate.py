@@ -20,11 +20,10 @@ from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import intersection_f1
 from greensed.metrics.psds import psds_scores
 from greensed.model.crnn import CRNN
-from greensed.train import rundir as R
-from greensed.train.loop import resolve_device
+from greensed.runlog import RunDir
+from greensed.train.checkpoint import load_checkpoint
+from greensed.train.group import resolve_device
 from greensed.train.validate import predict
-
-PSDS_FILE = "psds.json"
 
 
 def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None = None,
@@ -32,14 +31,14 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Score ``checkpoints/best.pt`` on the run's validation set (or ``data``);
     ``progress`` hears of one-off data generation and feature extraction."""
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / runlog.CONFIG_FILE
-    if not cfg_path.exists():
-        raise GreensedError(f"{run_dir}: not a run directory (no {runlog.CONFIG_FILE})")
-    cfg = C.from_toml_text(cfg_path.read_text(), str(cfg_path))
+    run = RunDir(Path(run_dir))
+    text = run.read_config_text()
+    if text is None:
+        raise GreensedError(f"{run.root}: not a run directory (no {run.config.name})")
+    cfg = C.from_toml_text(text, str(run.config))
     if data is not None:
         cfg.data.path = data
-    ck = R.load_checkpoint(run_dir / R.CHECKPOINT_DIR / "best.pt")
+    ck = load_checkpoint(run.best)
     # The model the stopping metric watched (teacher_f1 -> teacher) unless told.
     which = model or ("student" if str(ck.get("metric", "")).startswith("student") else "teacher")
     if which not in ("student", "teacher"):
@@ -82,5 +81,5 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
         "data": cfg.data.path or f"synthetic:{cfg.data.preset}-seed{cfg.data.synth_seed}",
         "eval_energy": {**reading.to_record(), "duration_s": reading.duration_s},
     }
-    runlog.atomic_write_json(run_dir / PSDS_FILE, result)
+    runlog.atomic_write_json(run.psds, result)
     return result

@@ -9,7 +9,7 @@ import pytest
 
 from greensed.config import load_recipe
 from greensed.errors import ConfigError
-from greensed.study.grid import cell_dir, load_grid, pending_cells
+from greensed.launch.grid import cell_dir, load_grid, pending_cells
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,10 +109,10 @@ def test_pending_cells_skips_finished_runs(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = cell_dir(out, 4, 1)
     done.mkdir(parents=True)
-    (done / "summary.json").write_text(json.dumps({"status": "finished"}))
+    (done / "summary.json").write_text(json.dumps({"schema": 1, "status": "finished"}))
     interrupted = cell_dir(out, 8, 1)
     interrupted.mkdir(parents=True)
-    (interrupted / "summary.json").write_text(json.dumps({"status": "interrupted"}))
+    (interrupted / "summary.json").write_text(json.dumps({"schema": 1, "status": "interrupted"}))
     assert [(c.batch_size, c.seed) for c in pending_cells(g, out)] == [(8, 1)]
 
 

@@ -16,7 +16,7 @@ A grid recipe is a TOML file with a ``[grid]`` table and an optional
 
 Each cell's config is: defaults <- run recipe <- [overrides] <- the cell's
 batch size and seed. Its run directory is ``OUT/<batch>/<seed>/``.
-This module reads files only; launching trainings is the CLI's job.
+This module reads files only; greensed.launch.plan turns the cells into plans.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from greensed import runlog
 from greensed.config import RunConfig, apply_dict, load_recipe, read_toml
 from greensed.errors import ConfigError
+from greensed.runlog import RunDir
 
 _GRID_KEYS = {"name", "description", "base", "batch_size", "seed", "recipes"}
 
@@ -148,8 +148,8 @@ def pending_cells(grid: Grid, out: str | Path) -> list[Cell]:
     todo = []
     for cell in grid.cells():
         d = cell.run_dir(out)
-        summary = runlog.read_summary(d) if d.is_dir() else None
-        if not (summary and summary.get("status") == "finished"):
+        summary = RunDir(d).read_summary() if d.is_dir() else None
+        if not (summary and summary.finished):
             todo.append(cell)
     return todo
 

@@ -1,0 +1,72 @@
+"""Group statistics for the study tables: mean ± sample std, and their formatting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from greensed.study.tables import decimals_for
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof = 1; None for a single value)."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("mean of no values")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, None
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+@dataclass
+class Agg:
+    """A column over a group's runs: mean ± std of the runs that have a value."""
+
+    mean: float | None
+    std: float | None
+    n: int  # runs with a value
+    missing: int  # runs without one
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Agg:
+        have = [v for v in values if v is not None]
+        if not have:
+            return cls(None, None, 0, len(values))
+        m, s = mean_std(have)
+        return cls(m, s, len(have), len(values) - len(have))
+
+
+def fmt_agg(a: Agg, scale: float = 1.0, min_decimals: int = 2, suffix: str = "",
+            missing: str = "no data", decimals: int | None = None) -> str:
+    total = a.n + a.missing
+    if a.mean is None:
+        return f"n/a ({missing})" if total == 1 else f"n/a ({total} of {total} {missing})"
+    d = decimals if decimals is not None else decimals_for(a.mean * scale, min_decimals)
+    text = f"{a.mean * scale:.{d}f}{suffix}"
+    if a.std is not None:
+        text += f" ± {a.std * scale:.{d}f}{suffix}"
+    if a.missing:
+        text += f" ({a.missing} of {total} {missing})"
+    return text
+
+
+def fmt_duration(a: Agg) -> str:
+    """hh:mm as in the paper; hh:mm:ss when the mean is under an hour."""
+    if a.mean is None:
+        return "n/a"
+    secs = a.mean < 3600
+    text = _hms(a.mean, secs)
+    if a.std is not None:
+        std = _hms(a.std, secs)
+        text += " ± " + (std[1:] if std.startswith("0") else std)  # paper: "08:28 ± 0:45"
+    return text
+
+
+def _hms(seconds: float, with_seconds: bool) -> str:
+    if with_seconds:
+        s = round(seconds)
+        return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    m = round(seconds / 60)
+    return f"{m // 60:02d}:{m % 60:02d}"

@@ -1,0 +1,62 @@
+"""What `greensed train` prints, formatted from the run's records alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from greensed.runlog import EpochRecord, Summary
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """The facts of a run the banner and epoch lines show."""
+
+    run_dir: Path
+    device: str
+    meter: str
+    batch_size: int
+    shares: tuple[int, int, int]
+    sizes: tuple[int, int, int]  # strong, weak, unlabelled clips
+    n_validation: int
+    steps_per_epoch: int
+    world_size: int = 1
+
+
+def banner(shape: RunShape, *, resume_at: int | None) -> str:
+    s = shape
+    ranks = (f" | {s.world_size} ranks, {s.batch_size // s.world_size} clips each per step"
+             if s.world_size > 1 else "")
+    verb = f"resuming at epoch {resume_at}" if resume_at is not None else "training"
+    return (f"greensed: {verb} -> {s.run_dir} | device {s.device} | meter {s.meter} | "
+            f"batch {s.batch_size} {s.shares} | clips strong/weak/unlabelled/val "
+            f"{s.sizes[0]}/{s.sizes[1]}/{s.sizes[2]}/{s.n_validation} | "
+            f"{s.steps_per_epoch} steps/epoch" + ranks)
+
+
+def epoch_line(r: EpochRecord, shape: RunShape) -> str:
+    clips_s = shape.steps_per_epoch * shape.batch_size / max(r.train_s or 0.0, 1e-9)
+    if r.energy_kwh is not None:
+        cum = f"{r.cumulative_kwh * 1000:.2f} Wh" if r.cumulative_kwh is not None else "n/a"
+        energy = f"{r.energy_kwh * 1000:.3f} Wh (cum {cum}, {r.avg_power_w or 0:.0f} W)"
+    else:
+        energy = f"energy {r.energy_status}"
+    m = r.metric
+    return (f"epoch {r.epoch:3d} | loss {_f(r.loss.total)} | F1 student "
+            f"{_f(m('student_f1'), 3)} teacher {_f(m('teacher_f1'), 3)} | weak F1 "
+            f"{_f(m('teacher_weak_f1'), 3)} | {r.train_s or 0:.1f}+{r.val_s or 0:.1f} s "
+            f"({clips_s:.1f} clips/s) | {energy}")
+
+
+def closing(s: Summary, run_dir: Path) -> str:
+    kwh = s.total_kwh
+    energy = f"{kwh * 1000:.2f} Wh ({kwh:.5f} kWh)" if kwh is not None else "unavailable"
+    best = (f"best {s.best_metric} {_f(s.best_value, 3)} at epoch {s.best_epoch} "
+            f"({(s.best_cumulative_kwh or 0) * 1000:.2f} Wh)"
+            if s.best_epoch else "no finished epoch")
+    return (f"stopped after {s.epochs} epochs: {s.stop_reason}\n"
+            f"energy {energy} in {s.total_s or 0:.0f} s | {best} | run log {run_dir}")
+
+
+def _f(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"

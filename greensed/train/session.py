@@ -1,0 +1,207 @@
+"""One run's session: everything set up before the first step, and what the
+epochs share (config, group, state, data, meter, policy, writer, history).
+
+``open_session`` runs the checks, takes the lock, loads the data, starts the
+meter and, on resume, restores the state and the ledger; leaving it closes the
+meter and releases the lock. Steps that may fail on one rank end agreed
+(``group.each``/``on_main``): every rank raises, none hangs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from greensed import config as C
+from greensed.data.desed import Dataset, load_dataset
+from greensed.data.spec import CLASSES
+from greensed.energy import Meter, Reading
+from greensed.errors import GreensedError
+from greensed.runlog import LOSS_KEYS, EpochRecord, Losses, RunDir, Summary
+from greensed.stopping import Decision, Policy, best_record
+from greensed.train import preflight
+from greensed.train.batches import DeviceData, steps_per_epoch
+from greensed.train.checkpoint import load_last
+from greensed.train.group import Group
+from greensed.train.ledger import cumulative_kwh
+from greensed.train.messages import RunShape
+from greensed.train.outcome import RunEnd
+from greensed.train.signals import StopSignal
+from greensed.train.state import TrainState
+from greensed.train.step import ramp
+from greensed.train.validate import validation_tensors
+from greensed.train.writer import NullWriter, RunWriter, Writer
+
+Reporter = Callable[[str], None]
+
+
+@dataclass
+class Session:
+    cfg: C.RunConfig
+    run: RunDir
+    device: torch.device
+    group: Group
+    meter: Meter
+    policy: Policy
+    writer: Writer
+    state: TrainState
+    data: DeviceData
+    val: dict[str, Any] | None  # validation tensors, on rank 0 only
+    shares: tuple[int, int, int]
+    n_steps: int
+    report: Reporter
+    recipe_name: str
+    skipped_audio: int
+    n_validation: int
+    history: list[EpochRecord] = field(default_factory=list)
+    stop: StopSignal = field(default_factory=StopSignal)
+    resumed_at: int | None = None  # the first epoch of this session, when resuming
+
+    @property
+    def rampup_steps(self) -> int:
+        return int(self.cfg.train.warmup_epochs * self.n_steps)
+
+    @property
+    def config_toml(self) -> str:
+        return C.to_toml(self.cfg)
+
+    @property
+    def shape(self) -> RunShape:
+        return RunShape(self.run.root, str(self.device), self.meter.name,
+                        self.cfg.train.batch_size, self.shares, self.data.sizes(),
+                        self.n_validation, self.n_steps, self.group.world_size)
+
+    def decide(self) -> Decision:
+        """The stop decision, taken once (rank 0, from the shared history)."""
+        return self.group.from_main(lambda: self.policy.decide(self.history))
+
+    def best(self, history: list[EpochRecord] | None = None) -> EpochRecord | None:
+        sc = self.cfg.stop
+        return best_record(self.history if history is None else history, sc.metric, sc.mode)
+
+    def make_record(self, epoch: int, mean_losses: list[float], metrics: dict[str, Any],
+                    train_s: float, val_s: float, reading: Reading, lost_kwh: float
+                    ) -> EpochRecord:
+        tc = self.cfg.train
+        factor = ramp(self.state.step - 1, self.rampup_steps)  # that of the epoch's last step
+        e = reading.to_record()
+        return EpochRecord(
+            epoch=epoch, steps=self.state.step, lr=tc.lr * factor,
+            loss=Losses(**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
+                        consistency_weight=tc.consistency_max * factor),
+            metrics=metrics, train_s=train_s, val_s=val_s, duration_s=reading.duration_s,
+            energy_kwh=e["energy_kwh"],
+            cumulative_kwh=cumulative_kwh(self.history[-1] if self.history else None,
+                                          lost_kwh, e["energy_kwh"]),
+            energy_components_kwh=e["energy_components_kwh"],
+            energy_methods=e["energy_methods"], avg_power_w=e["avg_power_w"],
+            meter=e["meter"], energy_status=e["energy_status"],
+            time_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+    def summary(self, end: RunEnd) -> Summary:
+        """The run's summary; on ranks other than 0 only what they know themselves
+        (no collective: another rank may have failed)."""
+        h, sc = self.history, self.cfg.stop
+        if not isinstance(self.writer, RunWriter):
+            return Summary(status=end.status, stop_reason=end.reason, stop_policy=end.policy,
+                           epochs=len(h), stop_epoch=len(h), steps=self.state.step,
+                           error=end.error)
+        best = self.best()
+        t = self.writer.totals(h)
+        methods: dict[str, str] = {}
+        for r in h:
+            methods.update(r.energy_methods)
+        budget = sc.budget_kwh
+        return Summary(
+            status=end.status, stop_reason=end.reason, stop_policy=end.policy,
+            epochs=len(h), stop_epoch=len(h), best_epoch=best.epoch if best else None,
+            best_metric=sc.metric, best_value=best.metric(sc.metric) if best else None,
+            best_cumulative_kwh=best.cumulative_kwh if best else None,
+            total_kwh=t.total_kwh, total_s=t.total_s, lost_kwh=t.lost_kwh, budget_kwh=budget,
+            budget_overrun_kwh=max(0.0, t.total_kwh - budget)
+            if (budget and t.total_kwh) else 0.0,
+            energy_methods=methods, meter=self.meter.name, classes=CLASSES,
+            batch_size=self.cfg.train.batch_size, seed=self.cfg.train.seed,
+            recipe=self.recipe_name, skipped_audio=self.skipped_audio, steps=self.state.step,
+            steps_per_epoch=self.n_steps, error=end.error)
+
+
+@contextmanager
+def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.device,
+                 policy: Policy, shares: tuple[int, int, int], *, resume: bool, force: bool,
+                 meter: Meter | None, report: Reporter, recipe_name: str
+                 ) -> Iterator[Session]:
+    run = RunDir(Path(group.bcast(str(run_dir))))  # torchrun: rank 0's time-stamped default
+    group.on_main(lambda: preflight.check_run_dir(run, resume))
+    # Built (not started) before the run dir exists: a bad --meter, or a budget
+    # with --meter none, fails without leaving a directory behind.
+    m = group.each(lambda: preflight.build_meter(cfg, device, group, meter))
+    group.each(lambda: preflight.check_energy(policy, m, cfg))
+    group.on_main(lambda: preflight.check_writable(run))
+    with ExitStack() as held:
+        group.on_main(lambda: held.enter_context(preflight.RunLock(run)))
+        if resume:
+            group.on_main(lambda: preflight.check_resume_config(run, cfg, force=force))
+        ds = _load(group, cfg, report)
+        group.each(m.start)
+        held.callback(m.close)
+        # Again once started: CodeCarbon knows its methods only then.
+        group.each(lambda: preflight.check_energy(policy, m, cfg))
+        hardware = preflight.hardware_info(device)
+        if group.world_size > 1:
+            hardware["world_size"] = group.world_size
+            hardware["ranks"] = group.gather({
+                "rank": group.rank, "hostname": socket.gethostname(), "device": str(device),
+                "gpu_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+                else None})
+        writer: Writer = RunWriter(run) if group.is_main else NullWriter()
+        group.on_main(lambda: writer.start(C.to_toml(cfg), hardware))  # type: ignore[union-attr]
+        state = TrainState.create(cfg, device, group)
+        data = DeviceData.from_dataset(ds, device)
+        n_steps = steps_per_epoch(data.sizes(), shares, cfg.train.max_steps_per_epoch)
+        if n_steps < 1:
+            raise GreensedError(
+                f"an epoch has no step: subsets {data.sizes()} are smaller than the "
+                f"batch shares {shares} (reduce train.batch_size)")
+        s = Session(cfg, run, device, group, m, policy, writer, state, data,
+                    validation_tensors(ds.validation, device) if group.is_main else None,
+                    shares, n_steps, report, recipe_name, len(ds.skipped_audio),
+                    len(ds.validation))
+        if resume:
+            _restore(s)
+        yield s
+
+
+def _load(group: Group, cfg: C.RunConfig, report: Reporter) -> Dataset:
+    def load() -> Dataset:
+        return load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
+                            preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
+                            skip_bad_audio=cfg.data.skip_bad_audio, progress=report)
+
+    # Rank 0 first: it fills the feature cache, the other ranks then only read it.
+    ds = group.on_main(load)
+    return group.each(lambda: ds if ds is not None else load())
+
+
+def _restore(s: Session) -> None:
+    """The state and history of the last checkpoint; rank 0 first repairs the log
+    and the ledger, then the others read last.pt (it is read, not written)."""
+    g, kwargs = s.group, {"group": s.group, "seed": s.cfg.train.seed}
+
+    def on_main() -> list[EpochRecord]:
+        assert isinstance(s.writer, RunWriter)
+        s.run.keep_epochs()  # a torn last line from a crash mid-append
+        held = load_last(s.run, s.state, **kwargs)
+        return s.writer.resume(s.run.read_epochs(), held)
+
+    history = g.on_main(on_main)
+    g.each((lambda: None) if g.is_main else (lambda: load_last(s.run, s.state, **kwargs)))
+    s.history = g.bcast(history)
+    s.resumed_at = len(s.history) + 1

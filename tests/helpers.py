@@ -1,0 +1,115 @@
+"""Shared test helpers: tiny training configs, hand-made run logs, tiny grids."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from greensed import config as C
+
+# --- training ------------------------------------------------------------------
+
+def tiny_config(dataset: Path, cache: Path, epochs: int = 2) -> C.RunConfig:
+    cfg = C.RunConfig()
+    cfg.data.path = str(dataset)
+    cfg.data.cache_dir = str(cache)
+    cfg.train.epochs = epochs
+    cfg.train.batch_size = 4
+    cfg.train.warmup_epochs = 1.0
+    cfg.train.max_steps_per_epoch = 2
+    cfg.meter.spec = "constant:40"
+    return cfg
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+
+# --- hand-made run logs: exactly the files training writes (docs/runlog.md) -----
+
+def write_run(run_dir: Path, f1: Sequence[float | None], epoch_kwh: float | Sequence[float],
+              epoch_s: float = 60.0, *, batch_size: int = 16, seed: int = 1,
+              gpu: str | None = "NVIDIA A100", cpu: str = "Test CPU", recipe: str = "test",
+              psds: dict[str, float] | None = None, summary: dict[str, Any] | None = None,
+              write_summary: bool = True) -> Path:
+    """A run whose epoch i has teacher_f1 = f1[i] and energy epoch_kwh[i]."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    n = len(f1)
+    kwh = [float(epoch_kwh)] * n if isinstance(epoch_kwh, (int, float)) else list(epoch_kwh)
+    cumulative = 0.0
+    lines = []
+    for i, value in enumerate(f1):
+        cumulative += kwh[i]
+        lines.append(json.dumps({
+            "schema": 1, "epoch": i + 1, "steps": 10 * (i + 1), "lr": 1e-3,
+            "loss": {"total": 1.0}, "metrics": {"teacher_f1": value, "student_f1": value},
+            "train_s": epoch_s * 0.9, "val_s": epoch_s * 0.1, "duration_s": epoch_s,
+            "energy_kwh": kwh[i], "cumulative_kwh": round(cumulative, 12),
+            "energy_components_kwh": {"gpu": kwh[i]}, "energy_methods": {"gpu": "nvml counter"},
+            "avg_power_w": kwh[i] * 3.6e6 / epoch_s, "meter": "test", "energy_status": "ok",
+            "time_utc": "2023-01-01T00:00:00Z"}))
+    (run_dir / "epochs.jsonl").write_text("\n".join(lines) + "\n")
+    (run_dir / "config.toml").write_text(
+        f"[train]\nbatch_size = {batch_size}\nseed = {seed}\nepochs = {n}\n")
+    (run_dir / "hardware.json").write_text(json.dumps({"gpu_name": gpu, "cpu_model": cpu}))
+    if write_summary:
+        s = {"schema": 1, "status": "finished", "stop_policy": "max-epochs", "epochs": n,
+             "stop_epoch": n, "total_kwh": round(cumulative, 12), "total_s": epoch_s * n,
+             "lost_kwh": 0.0, "batch_size": batch_size, "seed": seed, "recipe": recipe}
+        s.update(summary or {})
+        (run_dir / "summary.json").write_text(json.dumps(s))
+    if psds is not None:
+        (run_dir / "psds.json").write_text(json.dumps(psds))
+    return run_dir
+
+
+
+# --- tiny grids for the launcher tests (local and SLURM) -----------------------
+
+
+
+def write_grid(folder: Path, data: Path, *, seeds: list[int], epochs: int,
+               bad_cell: bool = False, slurm: str = "") -> Path:
+    """A grid of tiny cells: batch 4 on ``data`` (1 step per epoch, meter
+    constant:40: no CodeCarbon start-up) and, with ``bad_cell``, a batch-8
+    column whose data path does not exist."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "good.toml").write_text(f'[data]\npath = "{data}"\n[train]\nbatch_size = 4\n')
+    (folder / "bad.toml").write_text('[data]\npath = "/nonexistent/desed"\n'
+                                     '[train]\nbatch_size = 8\n')
+    recipes = '["good.toml", "bad.toml"]' if bad_cell else '["good.toml"]'
+    grid = folder / "grid.toml"
+    grid.write_text(f"""[grid]
+name = "tiny"
+recipes = {recipes}
+seed = {seeds}
+
+[overrides]
+data = {{ cache_dir = "{folder / 'cache'}" }}
+train = {{ epochs = {epochs}, max_steps_per_epoch = 1, warmup_epochs = 1.0 }}
+meter = {{ spec = "constant:40" }}
+{slurm}""")
+    return grid
+
+
+def epochs_of(run_dir: Path) -> list[int]:
+    path = run_dir / "epochs.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["epoch"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for_epochs(run_dir: Path, n: int, timeout_s: float = 120.0) -> None:
+    t0 = time.monotonic()
+    while len(epochs_of(run_dir)) < n:
+        assert time.monotonic() - t0 < timeout_s, f"{run_dir}: no epoch {n} after {timeout_s} s"
+        time.sleep(0.1)
+
+
+def lock_pid(run_dir: Path) -> int:
+    """The trainer's pid from its lock line 'pid N on HOST'."""
+    return int((run_dir / "lock").read_text().split()[1])
