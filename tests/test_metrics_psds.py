@@ -142,3 +142,28 @@ def test_psds_leaves_out_classes_without_reference_events():
     assert res["classes_without_ground_truth"] == ["c1", "c3"]
     assert res["psds1_class"]["c1"] is None and res["psds1_class"]["c0"] is not None
     assert 0.0 < res["psds1"] <= 1.0
+
+
+def test_missing_pkg_resources_names_exactly_what_to_install(monkeypatch):
+    """setuptools >= 81 has no pkg_resources, which dcase_util (under sed_scores_eval) imports."""
+    import sys
+
+    from greensed.errors import GreensedError
+
+    def chain() -> list[str]:
+        return [m for m in sys.modules if m.split(".")[0] in ("sed_scores_eval", "sed_eval",
+                                                              "dcase_util")]
+
+    for name in chain():
+        monkeypatch.delitem(sys.modules, name)  # restored afterwards
+    monkeypatch.setitem(sys.modules, "pkg_resources", None)  # import -> ModuleNotFoundError
+    with pytest.raises(GreensedError) as err:
+        psds_scores(np.zeros((1, 1, 156)), Events.from_tuples([(0, 0, 1.0, 2.0)]), ["a.wav"],
+                    ["x"])
+    for name in chain():  # half-imported leftovers, before monkeypatch restores the originals
+        del sys.modules[name]
+    msg = str(err.value)
+    assert msg.endswith("pip install 'setuptools<81'") and "pkg_resources" in msg
+    # Installed requirements are not named as things to install.
+    assert "pandas" not in msg and "scipy" not in msg and "==0.0.4" not in msg
+    assert "\n" not in msg

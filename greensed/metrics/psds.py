@@ -82,6 +82,45 @@ def _reference_events(
     return {f: [(float(a), float(b), str(c)) for a, b, c in evs] for f, evs in refs.items()}
 
 
+# What to pip install when a module PSDS imports is missing (module -> requirement).
+_INSTALL = {
+    "sed_scores_eval": "'sed_scores_eval==0.0.4'",
+    "pandas": "'pandas<3'",
+    "scipy": "scipy",
+    # sed_scores_eval -> sed_eval -> dcase_util imports it; setuptools 81 no longer ships it.
+    "pkg_resources": "'setuptools<81'",
+    "yaml": "PyYAML",
+    "magic": "python-magic",
+    "sklearn": "scikit-learn",
+}
+
+
+def _import_psds_modules() -> tuple[Any, Any, Any]:
+    """(scipy.ndimage, create_score_dataframe, sed_scores_eval's psds), or one
+    GreensedError line naming exactly the one missing requirement."""
+    try:
+        import pandas as pd
+        import scipy.ndimage as scipy_ndimage
+        from sed_scores_eval.base_modules.scores import create_score_dataframe
+        from sed_scores_eval.intersection_based import psds as sse_psds
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        requirement = _INSTALL.get(top, top or "sed_scores_eval==0.0.4")
+        why = (" (dcase_util, under sed_scores_eval, imports it; setuptools 81 removed it)"
+               if top == "pkg_resources" else "")
+        raise GreensedError(
+            f"PSDS needs the module {top!r}{why}: pip install {requirement}"
+        ) from None
+    except ImportError as exc:  # installed but broken (e.g. a compiled part)
+        raise GreensedError(f"PSDS: cannot import its dependencies ({exc})") from None
+    if int(pd.__version__.split(".")[0]) >= 3:
+        # pandas 3 hands out read-only arrays that sed_scores_eval 0.0.4 writes into.
+        raise GreensedError(
+            f"PSDS needs pandas<3 (found {pd.__version__}): pip install 'pandas<3'"
+        )
+    return scipy_ndimage, create_score_dataframe, sse_psds
+
+
 def psds_scores(
     frame_probs: np.ndarray,
     ground_truth: Events,
@@ -104,21 +143,7 @@ def psds_scores(
     Returns ``{"psds1", "psds2"}`` (floats in [0, 1]), ``"psds1_class"`` and
     ``"psds2_class"`` (per-class values by name) and the settings used.
     """
-    try:
-        import pandas as pd
-        import scipy.ndimage
-        from sed_scores_eval.base_modules.scores import create_score_dataframe
-        from sed_scores_eval.intersection_based import psds as sse_psds
-    except ImportError as exc:
-        raise GreensedError(
-            f"PSDS needs sed_scores_eval, pandas<3 and scipy ({exc}); "
-            "install them with: pip install 'sed_scores_eval==0.0.4' 'pandas<3' scipy"
-        ) from None
-    if int(pd.__version__.split(".")[0]) >= 3:
-        # pandas 3 hands out read-only arrays that sed_scores_eval 0.0.4 writes into.
-        raise GreensedError(
-            f"PSDS needs pandas<3 (found {pd.__version__}): install with pip install 'pandas<3'"
-        )
+    scipy_ndimage, create_score_dataframe, sse_psds = _import_psds_modules()
     probs = np.asarray(frame_probs, dtype=np.float64)
     if probs.ndim != 3 or probs.shape[:2] != (len(files), len(classes)):
         raise ValueError(
@@ -127,7 +152,7 @@ def psds_scores(
         )
     if median_window > 1:
         # Same window placement and border as scipy's filter on the baseline's binary output.
-        probs = scipy.ndimage.median_filter(probs, size=(1, 1, median_window), mode="reflect")
+        probs = scipy_ndimage.median_filter(probs, size=(1, 1, median_window), mode="reflect")
     if n_thresholds is not None:
         probs = _snap_to_grid(probs, threshold_grid(n_thresholds))
 
