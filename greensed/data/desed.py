@@ -415,7 +415,7 @@ def _shown(names: Sequence[str]) -> str:
     return ", ".join(names[:SHOWN_NAMES]) + more
 
 
-def missing_report(name: str, src: SubsetSource, listing: _Listing) -> str:
+def _missing_report(name: str, src: SubsetSource, listing: _Listing) -> str:
     """One line: ``<tsv>:<line>: <subset>: N of M listed audio files not found in <folder>
     (first names)``, the line being the first missing file's."""
     line, n = listing.missing[0][1], len(listing.missing)
@@ -525,7 +525,7 @@ def load_dataset(path: str | Path | None, features: FeatureConfig, *,
             progress(f"{layout[name].tsv}: {name}: {len(listing.empty_dropped)} clips listed "
                      f"only with empty rows dropped, as the baseline's dropna "
                      f"({_shown(listing.empty_dropped)})")
-    reports = [missing_report(name, layout[name], listing)
+    reports = [_missing_report(name, layout[name], listing)
                for name, listing in listings.items() if listing.missing]
     if reports and not skip_bad_audio:
         raise DataError("; ".join(reports) + " (set skip_bad_audio, --skip-bad-audio, to "
