@@ -48,7 +48,7 @@ def synth(
 
 # --- training commands (train) ------------------------------------------------
 
-REPO_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+REPO_RECIPES = Path(__file__).resolve().parent / "recipes"  # package data: there after `pip install .`
 DEFAULT_RECIPE = REPO_RECIPES / "quick.toml"
 
 

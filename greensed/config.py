@@ -26,7 +26,12 @@ class DataConfig:
     synth_seed: int = 0
     # None: $GREENSED_CACHE or ~/.cache/greensed (see docs/data.md).
     cache_dir: str | None = None
+    # Leave out audio files that are unreadable or listed in a tsv but missing on disk.
     skip_bad_audio: bool = False
+    # Fraction of the weak tsv's rows that train; the rest validate (the baseline's weak_split).
+    weak_split: float = 0.9
+    # Seed of that split; None: train.seed, as the baseline's one seed (42) does both.
+    weak_split_seed: int | None = None
 
 
 @dataclass
@@ -39,6 +44,9 @@ class FeatureConfig:
     n_mels: int = 128
     f_min: float = 0.0
     f_max: float = 8000.0
+    # Resampling of input not at sample_rate: "kaiser_best" (resampy, what the baseline's
+    # _16k folders were made with) or "torchaudio" (functional.resample's defaults).
+    resampler: str = "kaiser_best"
 
 
 @dataclass

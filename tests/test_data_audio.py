@@ -61,3 +61,37 @@ def test_unreadable_and_missing(tmp_path):
     sf.write(empty, np.zeros(0), 16000)
     with pytest.raises(DataError, match=r"empty\.wav: audio file has no samples"):
         load_clip(empty)
+
+
+def _noise_44k(tmp_path, seconds: float = 2.5):
+    """A FLOAT wav (decoded exactly) of broadband noise plus a tone near 8 kHz, where
+    resamplers' anti-aliasing filters differ most."""
+    rng = np.random.default_rng(7)
+    t = np.arange(int(seconds * 44100)) / 44100
+    x = (0.2 * rng.standard_normal(len(t)) + 0.3 * np.sin(2 * np.pi * 7900 * t)).astype(np.float32)
+    path = tmp_path / "noise44k.wav"
+    sf.write(path, x, 44100, subtype="FLOAT")
+    return path, x
+
+
+def test_44k_resampled_as_the_baseline_kaiser_best(tmp_path):
+    resampy = pytest.importorskip("resampy")
+    path, x = _noise_44k(tmp_path)
+    want = resampy.resample(x, 44100, 16000, filter="kaiser_best")
+    n = int(np.ceil(len(x) * 16000 / 44100))  # librosa 0.9's fix_length
+    clip = load_clip(path)  # default: kaiser_best
+    assert clip.duration_s == pytest.approx(2.5)
+    np.testing.assert_allclose(clip.wave[:len(want)], want, rtol=0, atol=1e-6)
+    assert np.all(clip.wave[len(want):] == 0) and len(want) <= n
+    # torchaudio's default filter is a different signal, far beyond float precision.
+    other = load_clip(path, resampler="torchaudio")
+    assert np.abs(other.wave[:len(want)] - want).max() > 1e-3
+
+
+def test_unknown_resampler_is_a_config_error(tmp_path):
+    from greensed.errors import ConfigError
+
+    path, _ = _noise_44k(tmp_path, 0.1)
+    with pytest.raises(ConfigError, match=r"features.resampler = 'sinc': expected one of "
+                                          r"kaiser_best, torchaudio"):
+        load_clip(path, resampler="sinc")

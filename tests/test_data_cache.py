@@ -121,3 +121,11 @@ def test_bad_audio_error_or_skip(dataset, cache_dir):
     # The cached entry remembers the bad file: without skipping it is still an error.
     with pytest.raises(DataError, match=r"weak_00001\.wav: unreadable audio"):
         load_dataset(dataset, FeatureConfig(), cache_dir=cache_dir)
+
+
+def test_resampler_is_part_of_the_cache_key(tiny_dataset):
+    prints = cache_mod.fingerprint(tiny_dataset, sorted(tiny_dataset.rglob("*.wav"))[:2])
+    best = cache_mod.cache_key(FeatureConfig(), "weak", prints)
+    assert FeatureConfig().resampler == "kaiser_best"
+    assert cache_mod.cache_key(FeatureConfig(resampler="kaiser_best"), "weak", prints) == best
+    assert cache_mod.cache_key(FeatureConfig(resampler="torchaudio"), "weak", prints) != best

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from greensed.data.spec import CLASS_INDEX
-from greensed.data.tsv import read_strong_tsv, read_weak_tsv
+from greensed.data.tsv import read_durations_tsv, read_strong_tsv, read_weak_tsv
 from greensed.errors import DataError
 
 STRONG_HEADER = "filename\tonset\toffset\tevent_label\n"
@@ -93,3 +93,28 @@ def test_weak_errors(tmp_path, body, needle):
 def test_missing_tsv(tmp_path):
     with pytest.raises(DataError, match="tsv not found"):
         read_weak_tsv(tmp_path / "nope.tsv")
+
+
+def test_durations_tsv_as_the_baseline_writes_it(tmp_path):
+    # pandas to_csv(sep="\t", index=False, float_format="%.1f") of (filename, duration).
+    p = write(tmp_path, "filename\tduration\na.wav\t10.0\nb.wav\t3.2\n\nc.wav\t7\n")
+    assert read_durations_tsv(p) == {"a.wav": 10.0, "b.wav": 3.2, "c.wav": 7.0}
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("filename\tlength\na.wav\t1.0\n", ":1: missing column 'duration'"),
+        ("filename\tduration\na.wav\tten\n", ":2: duration is not a number ('ten')"),
+        ("filename\tduration\na.wav\t0.0\n", ":2: zero duration (0.0)"),
+        ("filename\tduration\na.wav\t-1\n", ":2: negative duration (-1)"),
+        ("filename\tduration\na.wav\t\n", ":2: missing column 'duration' (empty value)"),
+        ("filename\tduration\na.wav\t1\nb.wav\t2\na.wav\t1\n",
+         ":4: duplicate filename (a.wav; first at line 2)"),
+    ],
+)
+def test_durations_tsv_errors(tmp_path, body, needle):
+    p = write(tmp_path, body)
+    with pytest.raises(DataError) as err:
+        read_durations_tsv(p)
+    assert str(err.value).startswith(str(p)) and needle in str(err.value)

@@ -249,3 +249,14 @@ def test_detections_outside_clip_are_ignored():
 def test_bad_class_index_is_a_data_error():
     with pytest.raises(DataError, match="class index 3"):
         intersection_f1(Events.from_tuples([(0, 3, 0.0, 1.0)]), Events.empty(), n_classes=2)
+
+
+def test_detection_running_into_the_padding_is_cut_at_the_duration():
+    """A 4 s clip padded to 10 s: what lies after 4 s is padding, not scored."""
+    gt = Events.from_tuples([(0, 0, 3.0, 4.0), (1, 0, 3.0, 4.0)])
+    det = Events.from_tuples([(0, 0, 3.0, 6.0), (1, 0, 3.0, 6.0)])
+    res = intersection_f1(det, gt, n_classes=1, durations_s=[4.0, 10.0], dtc=0.7, gtc=0.7)
+    # Clip 0: cut to 3-4 s, all of it on the reference (TP). Clip 1 (10 s): 1/3 of it is.
+    assert (res.tp[0], res.fp[0], res.fn[0]) == (1, 1, 1)
+    whole = intersection_f1(det, gt, n_classes=1, durations_s=10.0, dtc=0.7, gtc=0.7)
+    assert (whole.tp[0], whole.fp[0], whole.fn[0]) == (0, 2, 2)

@@ -142,3 +142,86 @@ def test_psds_leaves_out_classes_without_reference_events():
     assert res["classes_without_ground_truth"] == ["c1", "c3"]
     assert res["psds1_class"]["c1"] is None and res["psds1_class"]["c0"] is not None
     assert 0.0 < res["psds1"] <= 1.0
+
+
+def test_missing_pkg_resources_names_exactly_what_to_install(monkeypatch):
+    """setuptools >= 81 has no pkg_resources, which dcase_util (under sed_scores_eval) imports."""
+    import sys
+
+    from greensed.errors import GreensedError
+
+    def chain() -> list[str]:
+        return [m for m in sys.modules if m.split(".")[0] in ("sed_scores_eval", "sed_eval",
+                                                              "dcase_util")]
+
+    for name in chain():
+        monkeypatch.delitem(sys.modules, name)  # restored afterwards
+    monkeypatch.setitem(sys.modules, "pkg_resources", None)  # import -> ModuleNotFoundError
+    with pytest.raises(GreensedError) as err:
+        psds_scores(np.zeros((1, 1, 156)), Events.from_tuples([(0, 0, 1.0, 2.0)]), ["a.wav"],
+                    ["x"])
+    for name in chain():  # half-imported leftovers, before monkeypatch restores the originals
+        del sys.modules[name]
+    msg = str(err.value)
+    assert msg.endswith("pip install 'setuptools<81'") and "pkg_resources" in msg
+    # Installed requirements are not named as things to install.
+    assert "pandas" not in msg and "scipy" not in msg and "==0.0.4" not in msg
+    assert "\n" not in msg
+
+
+def _short_case():
+    """Three clips of 3.2 s (exactly 50 frames), 5.03 s and 10 s, padded to 156 frames."""
+    rng = np.random.default_rng(4)
+    files = ["a.wav", "b.wav", "c.wav"]
+    durations = np.array([3.2, 5.03, 10.0])
+    gt = Events.from_tuples([(0, 0, 0.5, 2.0), (0, 1, 1.0, 3.2), (1, 2, 2.0, 5.03),
+                             (1, 0, 0.2, 1.0), (2, 1, 4.0, 9.0), (2, 2, 0.0, 1.5)])
+    probs = rng.random((3, 3, 156)) * 0.4
+    for clip, k, on, off in gt.to_tuples():
+        probs[clip, k, int(on / FRAME_S):int(np.ceil(off / FRAME_S))] = 0.8
+    return files, durations, gt, probs
+
+
+def test_short_clips_score_only_up_to_their_duration():
+    files, durations, gt, probs = _short_case()
+    # Frames x 64 ms past the duration used to give "Some frames have zero length".
+    res = psds_scores(probs, gt, files, CLASSES, durations_s=durations, median_window=1)
+    assert 0.3 < res["psds1"] <= 1.0 and 0.3 < res["psds2"] <= 1.0
+    # Whatever the model says in the zero padding is not scored.
+    junk = probs.copy()
+    for i, d in enumerate(durations):
+        junk[i, :, int(np.ceil(d / FRAME_S)):] = 0.99
+    again = psds_scores(junk, gt, files, CLASSES, durations_s=durations, median_window=1)
+    assert again["psds1"] == res["psds1"] and again["psds2"] == res["psds2"]
+    # Scored as 10 s clips, the padding's detections are false positives.
+    padded = psds_scores(junk, gt, files, CLASSES, durations_s=10.0, median_window=1)
+    assert padded["psds1"] < res["psds1"]
+    # With the default 7-frame median filter too (filtered over all frames, then cut).
+    assert 0.3 < psds_scores(probs, gt, files, CLASSES, durations_s=durations)["psds1"] <= 1.0
+
+
+def test_bad_durations_are_one_line_data_errors():
+    from greensed.errors import DataError
+
+    files, durations, gt, probs = _short_case()
+    with pytest.raises(DataError, match=r"PSDS: b\.wav: duration must be a positive number"):
+        psds_scores(probs, gt, files, CLASSES, durations_s=[3.2, 0.0, 10.0])
+    with pytest.raises(DataError, match=r"durations_s has shape \(2,\); need one per file"):
+        psds_scores(probs, gt, files, CLASSES, durations_s=[3.2, 5.0])
+
+
+def test_one_class_or_one_class_with_references_is_scored_not_a_type_error():
+    files, durations, gt, probs = _short_case()
+    m = gt.cls == 2
+    only_c = Events(gt.clip[m], gt.cls[m], gt.onset_s[m], gt.offset_s[m])
+    # Three classes, references for "c" only: sed_scores_eval's CTTC over one class
+    # raised "TypeError: unhashable type" here.
+    three = psds_scores(probs, only_c, files, CLASSES, durations_s=durations)
+    assert three["classes_without_ground_truth"] == ["a", "b"]
+    assert three["cross_triggers_scored"] is False
+    assert three["psds2_class"]["a"] is None and 0.0 < three["psds2"] <= 1.0
+    # The same as scoring that class alone.
+    one = psds_scores(probs[:, 2:], Events(only_c.clip, only_c.cls * 0, only_c.onset_s,
+                                           only_c.offset_s), files, ["c"], durations_s=durations)
+    assert (one["psds1"], one["psds2"]) == (three["psds1"], three["psds2"])
+    assert psds_scores(probs, gt, files, CLASSES)["cross_triggers_scored"] is True

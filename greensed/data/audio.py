@@ -1,12 +1,16 @@
 """Read one audio file as the model sees it: mono, 16 kHz, exactly 10 s.
 
 Decoding is by soundfile (libsndfile), not torchaudio.load, whose backends
-change between torchaudio releases. Resampling is torchaudio's windowed-sinc
-``functional.resample``.
+change between torchaudio releases. Resampling is resampy's ``kaiser_best``
+filter by default: the baseline resampled DESED's 44.1 kHz files offline with
+librosa 0.9's ``resample``, whose default was that filter, into its ``*_16k``
+folders. ``resampler="torchaudio"`` uses ``torchaudio.functional.resample``'s
+defaults instead (what greensed did before).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +21,10 @@ import torch
 import torchaudio
 
 from greensed.data.spec import CLIP_S, SAMPLE_RATE
-from greensed.errors import DataError
+from greensed.errors import ConfigError, DataError, GreensedError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+RESAMPLERS = ("kaiser_best", "torchaudio")
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,46 @@ def fit_length(wave: np.ndarray, n_samples: int) -> tuple[np.ndarray, int]:
     return np.pad(wave, (0, n_samples - len(wave))), 0
 
 
-def load_clip(path: str | Path, *, sample_rate: int = SAMPLE_RATE,
-              clip_s: float = CLIP_S) -> Clip:
+def check_resampler(resampler: str) -> None:
+    if resampler not in RESAMPLERS:
+        raise ConfigError(f"features.resampler = {resampler!r}: expected one of "
+                          f"{', '.join(RESAMPLERS)}")
+
+
+def resample(wave: np.ndarray, from_hz: int, to_hz: int, resampler: str = "kaiser_best"
+             ) -> np.ndarray:
+    """A mono float32 wave from ``from_hz`` to ``to_hz``.
+
+    kaiser_best: ``resampy.resample(wave, from_hz, to_hz, filter="kaiser_best")`` padded
+    with zeros to ``ceil(len * to_hz / from_hz)`` samples, as librosa 0.9's
+    ``resample(..., fix=True)`` wrote the baseline's ``_16k`` files.
+    """
+    check_resampler(resampler)
+    wave = np.ascontiguousarray(wave, dtype=np.float32)
+    if resampler == "torchaudio":
+        return torchaudio.functional.resample(torch.from_numpy(wave), from_hz, to_hz).numpy()
+    try:
+        import resampy  # imported here: 16 kHz input (and its tests) never needs numba
+    except ImportError as exc:
+        # Not a DataError: skip_bad_audio must not turn a missing package into bad files.
+        raise GreensedError(f"resampling {from_hz} Hz audio with kaiser_best needs resampy "
+                            f"({exc}): "
+                            "pip install resampy==0.4.3, or set features.resampler = "
+                            "\"torchaudio\"") from None
+    out = resampy.resample(wave, from_hz, to_hz, filter="kaiser_best", axis=-1)
+    n_out = math.ceil(len(wave) * (float(to_hz) / from_hz))  # librosa's expression
+    return np.pad(out, (0, max(n_out - len(out), 0)))[:n_out]
+
+
+def load_clip(path: str | Path, *, sample_rate: int = SAMPLE_RATE, clip_s: float = CLIP_S,
+              resampler: str = "kaiser_best") -> Clip:
     """Read, mix to mono, resample to sample_rate and pad or crop to clip_s."""
     data, sr = read_audio(path)
+    # Mono first, then one resampling: both linear, so this equals the baseline's
+    # per-channel resampling and mean up to float rounding.
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     duration_s = len(wave) / sr
     if sr != sample_rate:
-        wave = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(wave)),
-                                              sr, sample_rate).numpy()
+        wave = resample(wave, sr, sample_rate, resampler)
     wave, start = fit_length(wave, round(clip_s * sample_rate))
     return Clip(np.ascontiguousarray(wave, dtype=np.float32), duration_s, start / sample_rate)

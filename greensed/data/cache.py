@@ -132,7 +132,7 @@ def _extract(folder: Path, subset: str, key: str, names: list[str], paths: list[
     def load(p: Path) -> audio_mod.Clip | DataError:
         try:
             return audio_mod.load_clip(p, sample_rate=features.sample_rate,
-                                       clip_s=features.clip_s)
+                                       clip_s=features.clip_s, resampler=features.resampler)
         except DataError as exc:
             return exc
 

@@ -1,10 +1,17 @@
-"""Load a DESED-style dataset (or the embedded synthetic one) as arrays for training.
+"""Load a DESED dataset (or the embedded synthetic one) as arrays for training.
 
-A dataset is four subsets: ``strong`` (synthetic, strongly labelled), ``weak``
-(clip tags), ``unlabelled`` (audio only) and ``validation`` (strongly
-labelled). ``path`` is either a root folder in the default layout (see
-``synth.LAYOUT`` and docs/data.md) or a TOML file naming each subset's audio
-folder and tsv.
+A dataset is four subsets, ``strong`` (synthetic, strongly labelled), ``weak``
+(clip tags), ``unlabelled`` (audio only) and ``validation`` (synthetic, strongly
+labelled), plus ``test`` (recorded, strongly labelled: DESED's "validation"
+folder, the baseline's test set) where the layout has one. ``path`` is a root
+folder in DESED_task's 2022 layout (recognised by itself, ``DESED_2022``) or in
+greensed's own (``synth.LAYOUT``), or a TOML file naming each subset's folder
+and tsvs (docs/data.md).
+
+As the baseline: clips listed in a strong tsv only with empty rows are dropped
+(its ``dropna``); the weak tsv is split 90/10 by ``weak_df.sample`` on the full
+tsv (``weak_split_names``, ``Dataset.split_weak``); validation and test durations
+come from the durations tsvs, else from the decoded files.
 """
 
 from __future__ import annotations
@@ -12,61 +19,227 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from greensed.config import FeatureConfig
-from greensed.data.audio import AUDIO_SUFFIXES
+from greensed.data.audio import AUDIO_SUFFIXES, check_resampler
 from greensed.data.cache import load_or_extract
 from greensed.data.features import n_frames
 from greensed.data.labels import crop_events, encode_strong, encode_weak
 from greensed.data.synth import LAYOUT, SUBSETS, ensure_synth
-from greensed.data.tsv import read_strong_tsv, read_weak_tsv
-from greensed.errors import DataError
+from greensed.data.tsv import read_durations_tsv, read_strong_tsv, read_weak_tsv
+from greensed.errors import ConfigError, DataError
 
 # The CRNN pools time by 4 (626 feature frames -> 156 output frames).
 TIME_POOLING = 4
+# Subsets every layout has, and the optional one.
+OPTIONAL_SUBSETS = ("test",)
+ALL_SUBSETS = SUBSETS + OPTIONAL_SUBSETS
+# Subsets whose durations feed the metrics (their tsv may come with a durations tsv).
+TIMED_SUBSETS = ("validation", "test")
+# File names a missing-file or dropped-clip report shows before "...".
+SHOWN_NAMES = 3
+
+# DESED_task's 2022 recipe (confs/default.yaml): subset -> (audio folder, tsv,
+# durations tsv), relative to the dataset root (the folder holding audio/ and
+# metadata/). "<folder>_16k", the baseline's resampled copy, is used when present.
+DESED_2022: dict[str, tuple[str, str | None, str | None]] = {
+    "strong": ("audio/train/synthetic21_train/soundscapes",
+               "metadata/train/synthetic21_train/soundscapes.tsv", None),
+    "weak": ("audio/train/weak", "metadata/train/weak.tsv", None),
+    "unlabelled": ("audio/train/unlabel_in_domain", None, None),
+    "validation": ("audio/validation/synthetic21_validation/soundscapes",
+                   "metadata/validation/synthetic21_validation/soundscapes.tsv",
+                   "metadata/validation/synthetic21_validation/durations.tsv"),
+    "test": ("audio/validation/validation", "metadata/validation/validation.tsv",
+             "metadata/validation/validation_durations.tsv"),
+}
+# Either of these marks a root as DESED 2022 (the synthetic 2021 soundscapes).
+DESED_2022_MARKERS = ("audio/train/synthetic21_train", "metadata/train/synthetic21_train")
+# Optional parts of greensed's own layout (synth.LAYOUT has the four subsets).
+OWN_TEST = ("audio/test", "metadata/test/test.tsv", "metadata/test/durations.tsv")
+OWN_VALIDATION_DURATIONS = "metadata/validation/durations.tsv"
+
+LAYOUT_TITLES = {"desed2022": "DESED 2022 layout", "greensed": "greensed layout",
+                 "toml": "TOML map", "synthetic": "embedded synthetic set"}
+
+
+class RowView:
+    """Rows ``rows`` of a [N, ...] array (the cached memmap), read only when asked.
+
+    ``np.asarray(view)``/``np.array(view)``, ``view[i]``, ``view[a:b]``, ``len(view)``,
+    ``.shape`` and ``.dtype`` work as on the selected array, so a split subset costs
+    no extraction and no copy until it is used.
+    """
+
+    def __init__(self, base: Any, rows: np.ndarray) -> None:
+        self.base = base
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.base.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple):
+            return self.base[(self.rows[key[0]], *key[1:])]
+        return self.base[self.rows[key]]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("a RowView cannot be turned into an array without a copy")
+        out = np.asarray(self.base[self.rows])  # fancy indexing: a new array
+        return out if dtype is None else out.astype(dtype, copy=False)
 
 
 @dataclass
 class Subset:
-    name: str  # "strong" | "weak" | "unlabelled" | "validation"
+    # "strong" | "weak" | "unlabelled" | "validation" | "test"; views of a split:
+    # "weak_train" | "weak_validation".
+    name: str
     files: list[str]  # file names as in the tsv / folder, in order
-    mels: np.ndarray  # [N, 626, 128] float16 linear mel (memmap from the cache)
-    strong: np.ndarray | None  # [N, 10, 156] uint8 frame labels (strong, validation)
+    # [N, 626, 128] float16 linear mel: a memmap from the cache, or a RowView of one.
+    mels: np.ndarray | RowView
+    strong: np.ndarray | None  # [N, 10, 156] uint8 frame labels (strong, validation, test)
     weak: np.ndarray | None  # [N, 10] uint8 clip labels; None for unlabelled
     # Ground truth (clip index, class index, onset_s, offset_s) after crop.
     events: list[tuple[int, int, float, float]] | None
     audio_dir: Path | None = None
-    durations_s: list[float] | None = None  # of each file before pad/crop
+    # Of each file: from the durations tsv where there is one (validation, test), else
+    # decoded, before pad/crop (see durations_from).
+    durations_s: list[float] | None = None
     cache_key: str = ""
     cache_hit: bool = False
-    skipped: list[str] = field(default_factory=list)  # unreadable files left out
+    skipped: list[str] = field(default_factory=list)  # unreadable files left out (paths)
+    missing: list[str] = field(default_factory=list)  # listed in the tsv, not on disk (names)
+    # Listed in a strong tsv only with empty rows; dropped as the baseline's dropna does.
+    empty_dropped: list[str] = field(default_factory=list)
+    # The filename of every tsv row in file order, before anything was dropped (the
+    # weak split is drawn on it); None without a tsv and for views.
+    tsv_rows: list[str] | None = None
+    durations_tsv: Path | None = None
+    # "tsv": all from durations_tsv; "audio": all decoded; "tsv+audio": the tsv lacked some.
+    durations_from: str = "audio"
+    # For a view (split_weak): the rows of the loaded subset it selects; None otherwise.
+    parent_rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @property
+    def n_empty_dropped(self) -> int:
+        return len(self.empty_dropped)
+
+    def metric_durations_s(self, clip_s: float) -> np.ndarray:
+        """Per-clip durations to give the metrics: the scored part of each clip,
+        ``min(duration, clip_s)`` (a longer file is cropped to clip_s)."""
+        if self.durations_s is None:
+            return np.full(len(self), float(clip_s))
+        return np.minimum(np.asarray(self.durations_s, dtype=np.float64), clip_s)
+
+    def take(self, rows: Sequence[int], name: str) -> Subset:
+        """A view of some clips (in the order of ``rows``): labels copied, mels not."""
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(np.unique(idx)) != len(idx):
+            raise ValueError(f"{name}: rows repeat")
+        if isinstance(self.mels, RowView):
+            base, base_rows = self.mels.base, self.mels.rows[idx]
+        else:
+            base, base_rows = self.mels, idx
+        events = None
+        if self.events is not None:
+            new = {int(old): i for i, old in enumerate(idx)}
+            events = sorted(((new[c], k, on, off) for c, k, on, off in self.events if c in new),
+                            key=lambda e: e[0])
+        durations = None if self.durations_s is None else [self.durations_s[i] for i in idx]
+        return Subset(
+            name, [self.files[i] for i in idx], RowView(base, base_rows),
+            None if self.strong is None else self.strong[idx],
+            None if self.weak is None else self.weak[idx], events,
+            audio_dir=self.audio_dir, durations_s=durations, cache_key=self.cache_key,
+            cache_hit=self.cache_hit, durations_tsv=self.durations_tsv,
+            durations_from=self.durations_from,
+            parent_rows=idx if self.parent_rows is None else self.parent_rows[idx])
 
 
 @dataclass
 class Dataset:
     root: Path
     strong: Subset
-    weak: Subset
+    weak: Subset  # all weak clips; split_weak() gives the baseline's train / held-out views
     unlabelled: Subset
     validation: Subset
-    skipped_audio: list[str]  # files skipped with skip_bad_audio
+    skipped_audio: list[str]  # paths left out under skip_bad_audio (missing and unreadable)
+    test: Subset | None = None  # the recorded validation set (DESED 2022, TOML [test])
+    layout: str = ""  # "desed2022" | "greensed" | "toml" | "synthetic"
+    missing_audio: list[str] = field(default_factory=list)  # paths listed, not on disk
+    unreadable_audio: list[str] = field(default_factory=list)  # paths that did not decode
 
     def subsets(self) -> list[Subset]:
+        """The four subsets every layout has (test, when present, is ``self.test``)."""
         return [self.strong, self.weak, self.unlabelled, self.validation]
+
+    def left_out(self) -> dict[str, int]:
+        """Files left out under skip_bad_audio, per reason (for the run summary)."""
+        return {"missing": len(self.missing_audio), "unreadable": len(self.unreadable_audio)}
+
+    def split_weak(self, seed: int = 42, frac: float = 0.9) -> tuple[Subset, Subset]:
+        """(weak_train, weak_validation): the baseline's split of the weak tsv, as views.
+
+        Drawn by ``weak_split_names`` on every row of the weak tsv (before missing or
+        unreadable files were left out), so the held-out set is the baseline's; files
+        left out are then absent from both views. weak_train is in the baseline's
+        sampled order, weak_validation in tsv order.
+        """
+        listed = self.weak.tsv_rows if self.weak.tsv_rows is not None else self.weak.files
+        train, held = weak_split_names(listed, frac=frac, seed=seed)
+        where = {name: i for i, name in enumerate(self.weak.files)}
+
+        def rows(names: list[str]) -> list[int]:
+            return [where[n] for n in dict.fromkeys(names) if n in where]
+
+        return (self.weak.take(rows(train), "weak_train"),
+                self.weak.take(rows(held), "weak_validation"))
+
+
+def weak_split_names(filenames: Sequence[str], frac: float = 0.9, seed: int = 42
+                     ) -> tuple[list[str], list[str]]:
+    """(train, held_out) file names of the baseline's weak split.
+
+    ``filenames`` is the weak tsv's filename column, every row in file order. Exactly
+    ``weak_df.sample(frac=frac, random_state=seed)`` and ``weak_df.drop(train.index)``
+    (pandas itself, on a default index): train in sampled order, held_out in file order.
+    """
+    if not 0.0 < frac <= 1.0:
+        raise ConfigError(f"data.weak_split = {frac}: must be in (0, 1]")
+    import pandas as pd  # only for the split: the rest of the data layer does not need it
+
+    df = pd.DataFrame({"filename": list(filenames)})
+    train = df.sample(frac=frac, random_state=seed)
+    return train["filename"].tolist(), df.drop(train.index)["filename"].tolist()
 
 
 @dataclass(frozen=True)
 class SubsetSource:
     audio_dir: Path
     tsv: Path | None  # None for unlabelled
+    durations_tsv: Path | None = None  # validation and test only
 
 
 def default_cache_dir() -> Path:
@@ -76,13 +249,52 @@ def default_cache_dir() -> Path:
 
 
 def default_layout(root: Path) -> dict[str, SubsetSource]:
-    return {name: SubsetSource(root / audio, root / tsv if tsv else None)
-            for name, (audio, tsv) in LAYOUT.items()}
+    """greensed's own layout (synth.LAYOUT), with its optional test set and durations."""
+    out = {name: SubsetSource(root / audio, root / tsv if tsv else None)
+           for name, (audio, tsv) in LAYOUT.items()}
+    if (root / OWN_VALIDATION_DURATIONS).is_file():
+        val = out["validation"]
+        out["validation"] = SubsetSource(val.audio_dir, val.tsv, root / OWN_VALIDATION_DURATIONS)
+    audio, tsv, durations = OWN_TEST
+    if (root / audio).is_dir() or (root / tsv).is_file():
+        out["test"] = SubsetSource(root / audio, root / tsv,
+                                   root / durations if (root / durations).is_file() else None)
+    return out
+
+
+def _prefer_16k(folder: Path) -> Path | None:
+    """The baseline's resampled copy ``<folder>_16k`` if it exists, else ``folder``."""
+    resampled = folder.with_name(folder.name + "_16k")
+    if resampled.is_dir():
+        return resampled
+    return folder if folder.is_dir() else None
+
+
+def desed_2022_layout(root: Path) -> dict[str, SubsetSource]:
+    """DESED_task's 2022 layout under ``root``; test only where its folder or tsv exists,
+    durations tsvs only where they exist."""
+    out = {}
+    for name, (audio, tsv, durations) in DESED_2022.items():
+        folder = _prefer_16k(root / audio)
+        tsv_path = root / tsv if tsv else None
+        if name in OPTIONAL_SUBSETS and folder is None and not tsv_path.is_file():
+            continue
+        if folder is None:
+            raise DataError(f"{name}: audio folder not found ({root / audio}_16k or "
+                            f"{root / audio})")
+        dur = root / durations if durations and (root / durations).is_file() else None
+        out[name] = SubsetSource(folder, tsv_path, dur)
+    return out
+
+
+def is_desed_2022(root: Path) -> bool:
+    return any((root / marker).is_dir() for marker in DESED_2022_MARKERS)
 
 
 def read_layout_toml(path: Path) -> tuple[Path, dict[str, SubsetSource]]:
-    """A TOML file with one table per subset: ``audio = "..."`` and (not for
-    unlabelled) ``tsv = "..."``; relative paths are from the TOML's folder."""
+    """A TOML file with one table per subset: ``audio = "..."``, ``tsv = "..."`` (not for
+    unlabelled) and, for validation and test, an optional ``durations = "..."``; the
+    ``[test]`` table is optional. Relative paths are from the TOML's folder."""
     try:
         raw = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as exc:
@@ -92,76 +304,134 @@ def read_layout_toml(path: Path) -> tuple[Path, dict[str, SubsetSource]]:
     root = path.parent
     out = {}
     for name in raw:
-        if name not in SUBSETS:
-            close = difflib.get_close_matches(name, SUBSETS, n=1)
+        if name not in ALL_SUBSETS:
+            close = difflib.get_close_matches(name, ALL_SUBSETS, n=1)
             hint = f"; did you mean [{close[0]}]?" if close else ""
             raise DataError(f"{path}: unknown subset [{name}]{hint}")
-    for name in SUBSETS:
+    for name in ALL_SUBSETS:
         table = raw.get(name)
+        if table is None and name in OPTIONAL_SUBSETS:
+            continue
         if not isinstance(table, dict):
             raise DataError(f"{path}: missing table [{name}]")
-        allowed = ("audio",) if name == "unlabelled" else ("audio", "tsv")
+        required = ("audio",) if name == "unlabelled" else ("audio", "tsv")
+        allowed = required + (("durations",) if name in TIMED_SUBSETS else ())
         for key in table:
             if key not in allowed:
                 raise DataError(f"{path}: [{name}] unknown key ({key!r}); expected "
-                                f"{' and '.join(allowed)}")
+                                f"{', '.join(allowed)}")
         for key in allowed:
-            if not isinstance(table.get(key), str):
+            if (key in required or key in table) and not isinstance(table.get(key), str):
                 raise DataError(f"{path}: [{name}] needs {key} = \"<path>\"")
         tsv = root / table["tsv"] if "tsv" in table else None
-        out[name] = SubsetSource(root / table["audio"], tsv)
+        durations = root / table["durations"] if "durations" in table else None
+        out[name] = SubsetSource(root / table["audio"], tsv, durations)
     return root, out
 
 
-def _audio_path(src: SubsetSource, filename: str, tsv: Path, line: int) -> Path:
-    p = src.audio_dir / filename
-    if not p.is_file():
-        raise DataError(f"{tsv}:{line}: audio file not found ({p})")
-    return p
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
-def _collect(name: str, src: SubsetSource
-             ) -> tuple[list[str], list[Path], list[list[tuple[int, float, float]]] | None,
-                        list[tuple[int, ...]] | None]:
-    """(names, paths, strong events per file or None, weak tags per file or None)."""
+def describe_layout(kind: str, origin: Path, root: Path,
+                    sources: dict[str, SubsetSource]) -> str:
+    """The one line saying which layout was found and which folders are used."""
+    parts = []
+    for name, src in sources.items():
+        part = f"{name} {_rel(src.audio_dir, root)}"
+        if name in TIMED_SUBSETS:
+            part += (f" (durations {_rel(src.durations_tsv, root)})" if src.durations_tsv
+                     else " (durations from the audio)")
+        parts.append(part)
+    return f"data: {LAYOUT_TITLES[kind]} at {origin}: " + ", ".join(parts)
+
+
+@dataclass
+class _Listing:
+    """What a subset's tsv or folder lists, before any audio is decoded."""
+
+    names: list[str]  # on disk, in order
+    strong: list[list[tuple[int, float, float]]] | None  # events per name (strong tsvs)
+    weak: list[tuple[int, ...]] | None  # tags per name (weak tsv)
+    missing: list[tuple[str, int]]  # (name, first tsv line) listed but not on disk
+    empty_dropped: list[str]  # listed only with empty rows
+    tsv_rows: list[str] | None  # filename of every tsv row, in file order
+    n_listed: int  # distinct names in the tsv (or files in the folder)
+    durations: dict[str, float] | None  # from the durations tsv
+
+
+def _collect(name: str, src: SubsetSource) -> _Listing:
     if not src.audio_dir.is_dir():
         raise DataError(f"{name}: audio folder not found ({src.audio_dir})")
+    durations = read_durations_tsv(src.durations_tsv) if src.durations_tsv else None
     if src.tsv is None:
         names = sorted(p.name for p in src.audio_dir.iterdir()
                        if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
         if not names:
             raise DataError(f"{name}: empty subset (no audio files in {src.audio_dir})")
-        return names, [src.audio_dir / n for n in names], None, None
+        return _Listing(names, None, None, [], [], None, len(names), durations)
+    first_line: dict[str, int] = {}
+    strong_out = weak_out = None
+    empty: list[str] = []
     if name == "weak":
+        rows = read_weak_tsv(src.tsv)
         tags: dict[str, set[int]] = {}
-        for row in read_weak_tsv(src.tsv):
-            if row.filename not in tags:
-                _audio_path(src, row.filename, src.tsv, row.line)
-                tags[row.filename] = set()
-            tags[row.filename].update(row.classes)
-        names = list(tags)
-        weak_out = [tuple(sorted(tags[n])) for n in names]
-        strong_out = None
+        for row in rows:
+            first_line.setdefault(row.filename, row.line)
+            tags.setdefault(row.filename, set()).update(row.classes)
+        listed = list(tags)
+        tsv_rows = [row.filename for row in rows]
     else:
+        srows = read_strong_tsv(src.tsv)
         events: dict[str, list[tuple[int, float, float]]] = {}
-        for srow in read_strong_tsv(src.tsv):
-            if srow.filename not in events:
-                _audio_path(src, srow.filename, src.tsv, srow.line)
-                events[srow.filename] = []
+        for srow in srows:
+            first_line.setdefault(srow.filename, srow.line)
+            evs = events.setdefault(srow.filename, [])
             if srow.event is not None:
-                events[srow.filename].append(srow.event)
-        names = list(events)
-        strong_out = [events[n] for n in names]
-        weak_out = None
-    if not names:
-        raise DataError(f"{name}: empty subset (no rows in {src.tsv}; audio in {src.audio_dir})")
-    return names, [src.audio_dir / n for n in names], strong_out, weak_out
+                evs.append(srow.event)
+        # The baseline's dropna() removes empty rows, so a clip with nothing else vanishes.
+        empty = [n for n, evs in events.items() if not evs]
+        listed = [n for n, evs in events.items() if evs]
+        tsv_rows = [srow.filename for srow in srows]
+    on_disk = [n for n in listed if (src.audio_dir / n).is_file()]
+    present = set(on_disk)
+    missing = [(n, first_line[n]) for n in listed if n not in present]
+    if name == "weak":
+        weak_out = [tuple(sorted(tags[n])) for n in on_disk]
+    else:
+        strong_out = [events[n] for n in on_disk]
+    if not listed:
+        why = "every clip has only empty rows" if empty else "no rows"
+        raise DataError(f"{name}: empty subset ({why} in {src.tsv}; audio in {src.audio_dir})")
+    return _Listing(on_disk, strong_out, weak_out, missing, empty, tsv_rows,
+                    len(first_line), durations)
 
 
-def _load_subset(name: str, src: SubsetSource, root: Path, features: FeatureConfig,
-                 cache_dir: Path, skip_bad_audio: bool,
+def _shown(names: Sequence[str]) -> str:
+    more = ", ..." if len(names) > SHOWN_NAMES else ""
+    return ", ".join(names[:SHOWN_NAMES]) + more
+
+
+def _missing_report(name: str, src: SubsetSource, listing: _Listing) -> str:
+    """One line: ``<tsv>:<line>: <subset>: N of M listed audio files not found in <folder>
+    (first names)``, the line being the first missing file's."""
+    line, n = listing.missing[0][1], len(listing.missing)
+    names = [m for m, _ in listing.missing]
+    return (f"{src.tsv}:{line}: {name}: {n} of {listing.n_listed - len(listing.empty_dropped)} "
+            f"listed audio files not found in {src.audio_dir} ({_shown(names)})")
+
+
+def _load_subset(name: str, src: SubsetSource, listing: _Listing, root: Path,
+                 features: FeatureConfig, cache_dir: Path, skip_bad_audio: bool,
                  progress: Callable[[str], None] | None = None) -> Subset:
-    names, paths, strong_events, weak_tags = _collect(name, src)
+    names = listing.names
+    if not names:
+        raise DataError(f"{name}: empty subset (every file listed in {src.tsv} is missing "
+                        f"from {src.audio_dir})")
+    paths = [src.audio_dir / n for n in names]
     cached = load_or_extract(cache_dir, name, root, names, paths, features,
                              skip_bad_audio=skip_bad_audio, progress=progress)
     if not cached.files:
@@ -171,51 +441,102 @@ def _load_subset(name: str, src: SubsetSource, root: Path, features: FeatureConf
     kept = [index[n] for n in cached.files]
     strong = weak = None
     events = None
-    if strong_events is not None:
+    if listing.strong is not None:
         n_out = n_frames(features) // TIME_POOLING
         rate = features.sample_rate / features.hop_length / TIME_POOLING
         events = []
         grids, tags = [], []
         for clip, (i, shift) in enumerate(zip(kept, cached.shifts_s, strict=True)):
-            evs = crop_events(strong_events[i], shift, features.clip_s)
+            evs = crop_events(listing.strong[i], shift, features.clip_s)
             events += [(clip, c, on, off) for c, on, off in evs]
             grids.append(encode_strong(evs, frame_rate=rate, n_frames=n_out))
             tags.append(encode_weak(c for c, _, _ in evs))
         strong = np.stack(grids)
         weak = np.stack(tags)
-    elif weak_tags is not None:
-        weak = np.stack([encode_weak(weak_tags[i]) for i in kept])
+    elif listing.weak is not None:
+        weak = np.stack([encode_weak(listing.weak[i]) for i in kept])
+    durations = list(cached.durations_s)
+    durations_from = "audio"
+    if listing.durations is not None:
+        lacking = [f for f in cached.files if f not in listing.durations]
+        durations = [listing.durations.get(f, d) for f, d in zip(cached.files, durations,
+                                                                  strict=True)]
+        durations_from = "tsv+audio" if lacking else "tsv"
+        if lacking and progress is not None:
+            progress(f"{src.durations_tsv}: {name}: {len(lacking)} of {len(cached.files)} "
+                     f"clips not listed; their decoded length is used ({_shown(lacking)})")
     return Subset(name, cached.files, cached.mels, strong, weak, events,
-                  audio_dir=src.audio_dir, durations_s=cached.durations_s,
-                  cache_key=cached.key, cache_hit=cached.hit, skipped=cached.skipped)
+                  audio_dir=src.audio_dir, durations_s=durations,
+                  cache_key=cached.key, cache_hit=cached.hit, skipped=cached.skipped,
+                  missing=[m for m, _ in listing.missing],
+                  empty_dropped=listing.empty_dropped, tsv_rows=listing.tsv_rows,
+                  durations_tsv=src.durations_tsv, durations_from=durations_from)
+
+
+def resolve_layout(path: str | Path) -> tuple[str, Path, Path, dict[str, SubsetSource]]:
+    """(kind, origin, root, sources) of a dataset folder or TOML map (docs/data.md)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if is_desed_2022(p):
+            return "desed2022", p, p, desed_2022_layout(p)
+        if (p / LAYOUT["strong"][0]).is_dir() or (p / "audio").is_dir():
+            return "greensed", p, p, default_layout(p)
+        nested = [c for c in (p / "dataset", p / "DESED") if is_desed_2022(c)]
+        hint = f"; did you mean {nested[0]}?" if nested else ""
+        raise DataError(f"{p}: no dataset layout found (neither DESED 2022's "
+                        f"{DESED_2022_MARKERS[0]}/ nor greensed's {LAYOUT['strong'][0]}/; "
+                        f"or give a .toml map){hint}")
+    if p.is_file() and p.suffix == ".toml":
+        root, sources = read_layout_toml(p)
+        return "toml", p, root, sources
+    if p.exists():
+        raise DataError(f"{p}: dataset path must be a folder or a .toml file")
+    raise DataError(f"{p}: dataset path not found")
 
 
 def load_dataset(path: str | Path | None, features: FeatureConfig, *,
                  cache_dir: str | Path | None = None, preset: str = "quick",
                  synth_seed: int = 0, skip_bad_audio: bool = False,
                  progress: Callable[[str], None] | None = None) -> Dataset:
-    """The four subsets with cached features and label arrays.
+    """The subsets with cached features and label arrays.
 
     ``path=None`` loads the embedded synthetic dataset (``preset``, ``synth_seed``),
-    generating it into ``<cache_dir>/synth/`` the first time. ``progress`` gets
-    one line before each slow, one-off part (generation, feature extraction).
+    generating it into ``<cache_dir>/synth/`` the first time. ``progress`` gets one
+    line naming the layout and folders (for a given path), one per subset with files
+    left out or clips dropped, and one before each slow, one-off part (generation,
+    feature extraction).
+
+    Files listed in a tsv but missing on disk are all found before any decoding: a
+    DataError listing them per subset, or with ``skip_bad_audio`` one line per subset
+    and training without them (as for unreadable files).
     """
+    check_resampler(features.resampler)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     if path is None:
         root = ensure_synth(cache, preset, synth_seed, progress)
-        layout = default_layout(root)
+        kind, layout = "synthetic", default_layout(root)
     else:
-        p = Path(path).expanduser()
-        if p.is_dir():
-            root, layout = p, default_layout(p)
-        elif p.is_file() and p.suffix == ".toml":
-            root, layout = read_layout_toml(p)
-        elif p.exists():
-            raise DataError(f"{p}: dataset path must be a folder or a .toml file")
-        else:
-            raise DataError(f"{p}: dataset path not found")
-    subsets = {name: _load_subset(name, src, root, features, cache, skip_bad_audio, progress)
+        kind, origin, root, layout = resolve_layout(path)
+        if progress is not None:
+            progress(describe_layout(kind, origin, root, layout))
+    listings = {name: _collect(name, src) for name, src in layout.items()}
+    for name, listing in listings.items():
+        if listing.empty_dropped and progress is not None:
+            progress(f"{layout[name].tsv}: {name}: {len(listing.empty_dropped)} clips listed "
+                     f"only with empty rows dropped, as the baseline's dropna "
+                     f"({_shown(listing.empty_dropped)})")
+    reports = [_missing_report(name, layout[name], listing)
+               for name, listing in listings.items() if listing.missing]
+    if reports and not skip_bad_audio:
+        raise DataError("; ".join(reports) + " (set skip_bad_audio, --skip-bad-audio, to "
+                        "train without them)")
+    if progress is not None:
+        for line in reports:
+            progress(f"{line}: left out (skip_bad_audio)")
+    subsets = {name: _load_subset(name, src, listings[name], root, features, cache,
+                                  skip_bad_audio, progress)
                for name, src in layout.items()}
-    skipped = sorted({f for sub in subsets.values() for f in sub.skipped})
-    return Dataset(root=root, skipped_audio=skipped, **subsets)
-
+    missing = sorted(str(s.audio_dir / m) for s in subsets.values() for m in s.missing)
+    unreadable = sorted({f for s in subsets.values() for f in s.skipped})
+    return Dataset(root=root, skipped_audio=sorted({*missing, *unreadable}), layout=kind,
+                   missing_audio=missing, unreadable_audio=unreadable, **subsets)

@@ -3,8 +3,9 @@
 Strong: ``filename<TAB>onset<TAB>offset<TAB>event_label`` with a header row. A row
 whose onset, offset and label are all empty names a clip without events (DESED
 writes such rows for clips with nothing to annotate). Weak:
-``filename<TAB>event_labels`` with labels comma-separated. Columns are found by
-their header name, so extra columns are ignored.
+``filename<TAB>event_labels`` with labels comma-separated. Durations:
+``filename<TAB>duration`` in seconds (the baseline writes them with ``%.1f``).
+Columns are found by their header name, so extra columns are ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from greensed.errors import DataError
 
 STRONG_COLUMNS = ("filename", "onset", "offset", "event_label")
 WEAK_COLUMNS = ("filename", "event_labels")
+DURATION_COLUMNS = ("filename", "duration")
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,27 @@ def read_weak_tsv(path: str | Path) -> list[WeakRow]:
             raise DataError(f"{where}: missing column 'event_labels' (empty value)")
         classes = sorted({class_index(label, where) for label in labels})
         out.append(WeakRow(rec["filename"], tuple(classes), lineno))
+    return out
+
+
+def read_durations_tsv(path: str | Path) -> dict[str, float]:
+    """filename -> duration_s of a durations tsv; a duplicate or non-positive one is an error."""
+    path = Path(path)
+    out: dict[str, float] = {}
+    first_line: dict[str, int] = {}
+    for lineno, rec in _read_rows(path, DURATION_COLUMNS):
+        where = f"{path}:{lineno}"
+        name = rec["filename"]
+        if name in out:
+            raise DataError(f"{where}: duplicate filename ({name}; first at line "
+                            f"{first_line[name]})")
+        if rec["duration"] == "":
+            raise DataError(f"{where}: missing column 'duration' (empty value)")
+        duration_s = _time(rec["duration"], "duration", where)
+        if duration_s == 0:
+            raise DataError(f"{where}: zero duration ({rec['duration']})")
+        out[name] = duration_s
+        first_line[name] = lineno
     return out
 
 

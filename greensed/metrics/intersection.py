@@ -131,10 +131,13 @@ def intersection_f1(
 
     Both event sets index clips and classes the same way (``cls < n_classes``). Defaults
     are the paper's setting (DTC = GTC = 0.7, no CTTC); the 2022 recipe's own validation
-    used ``dtc=0.5, gtc=0.5, cttc=0.3``. ``durations_s`` (one value, or one per clip) only
-    decides which detections lie in their clip: zero-length detections and detections
-    starting at or after their clip's end are ignored, as psds_eval does. A zero-length
-    reference can never be covered: it is a false negative.
+    used ``dtc=0.5, gtc=0.5, cttc=0.3``. ``durations_s`` (one value, or one per clip;
+    Subset.metric_durations_s) ends each clip, so that the zero padding of a short clip
+    is not scored: detections starting at or after their clip's end are ignored (as
+    psds_eval does) and the others are cut at it (psds_eval kept a detection running
+    into the padding whole, so its padded part counted against its DTC; greensed scores
+    what PSDS scores, frames up to the duration). Zero-length detections are ignored. A
+    zero-length reference can never be covered: it is a false negative.
 
     Precision is ``TP / (TP + FP)`` (1 when there is no detection, as sed_scores_eval),
     recall ``TP / n_ref`` (NaN without references). A class with neither references nor
@@ -153,13 +156,12 @@ def intersection_f1(
     n_clips = int(max(detections.clip.max(initial=-1), ground_truth.clip.max(initial=-1))) + 1
     durations = _durations(durations_s, n_clips)
 
-    keep = (detections.offset_s > detections.onset_s) & (
-        detections.onset_s < durations[detections.clip]
-    )
+    end = durations[detections.clip]
+    keep = (detections.offset_s > detections.onset_s) & (detections.onset_s < end)
     d_key, d_on, d_off = _merge_overlaps(
         detections.clip[keep] * n_classes + detections.cls[keep],
         detections.onset_s[keep],
-        detections.offset_s[keep],
+        np.minimum(detections.offset_s[keep], end[keep]),
     )
     g_key, g_on, g_off = _merge_overlaps(
         ground_truth.clip * n_classes + ground_truth.cls,
