@@ -24,7 +24,7 @@ from greensed.errors import ConfigError, DataError
 from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import intersection_f1
 from greensed.metrics.psds import psds_scores
-from greensed.train.loop import batch_composition, steps_per_epoch
+from greensed.train.batches import batch_composition, steps_per_epoch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

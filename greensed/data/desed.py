@@ -16,9 +16,6 @@ come from the durations tsvs, else from the decoded files.
 
 from __future__ import annotations
 
-import difflib
-import os
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,43 +28,21 @@ from greensed.data.audio import AUDIO_SUFFIXES, check_resampler
 from greensed.data.cache import load_or_extract
 from greensed.data.features import n_frames
 from greensed.data.labels import crop_events, encode_strong, encode_weak
-from greensed.data.synth import LAYOUT, SUBSETS, ensure_synth
+from greensed.data.layout import (
+    SubsetSource,
+    default_cache_dir,
+    default_layout,
+    describe_layout,
+    resolve_layout,
+)
+from greensed.data.synth import ensure_synth
 from greensed.data.tsv import read_durations_tsv, read_strong_tsv, read_weak_tsv
 from greensed.errors import ConfigError, DataError
 
 # The CRNN pools time by 4 (626 feature frames -> 156 output frames).
 TIME_POOLING = 4
-# Subsets every layout has, and the optional one.
-OPTIONAL_SUBSETS = ("test",)
-ALL_SUBSETS = SUBSETS + OPTIONAL_SUBSETS
-# Subsets whose durations feed the metrics (their tsv may come with a durations tsv).
-TIMED_SUBSETS = ("validation", "test")
 # File names a missing-file or dropped-clip report shows before "...".
 SHOWN_NAMES = 3
-
-# DESED_task's 2022 recipe (confs/default.yaml): subset -> (audio folder, tsv,
-# durations tsv), relative to the dataset root (the folder holding audio/ and
-# metadata/). "<folder>_16k", the baseline's resampled copy, is used when present.
-DESED_2022: dict[str, tuple[str, str | None, str | None]] = {
-    "strong": ("audio/train/synthetic21_train/soundscapes",
-               "metadata/train/synthetic21_train/soundscapes.tsv", None),
-    "weak": ("audio/train/weak", "metadata/train/weak.tsv", None),
-    "unlabelled": ("audio/train/unlabel_in_domain", None, None),
-    "validation": ("audio/validation/synthetic21_validation/soundscapes",
-                   "metadata/validation/synthetic21_validation/soundscapes.tsv",
-                   "metadata/validation/synthetic21_validation/durations.tsv"),
-    "test": ("audio/validation/validation", "metadata/validation/validation.tsv",
-             "metadata/validation/validation_durations.tsv"),
-}
-# Either of these marks a root as DESED 2022 (the synthetic 2021 soundscapes).
-DESED_2022_MARKERS = ("audio/train/synthetic21_train", "metadata/train/synthetic21_train")
-# Optional parts of greensed's own layout (synth.LAYOUT has the four subsets).
-OWN_TEST = ("audio/test", "metadata/test/test.tsv", "metadata/test/durations.tsv")
-OWN_VALIDATION_DURATIONS = "metadata/validation/durations.tsv"
-
-LAYOUT_TITLES = {"desed2022": "DESED 2022 layout", "greensed": "greensed layout",
-                 "toml": "TOML map", "synthetic": "embedded synthetic set"}
-
 
 class RowView:
     """Rows ``rows`` of a [N, ...] array (the cached memmap), read only when asked.
@@ -235,120 +210,6 @@ def weak_split_names(filenames: Sequence[str], frac: float = 0.9, seed: int = 42
     return train["filename"].tolist(), df.drop(train.index)["filename"].tolist()
 
 
-@dataclass(frozen=True)
-class SubsetSource:
-    audio_dir: Path
-    tsv: Path | None  # None for unlabelled
-    durations_tsv: Path | None = None  # validation and test only
-
-
-def default_cache_dir() -> Path:
-    """$GREENSED_CACHE, else ~/.cache/greensed."""
-    env = os.environ.get("GREENSED_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "greensed"
-
-
-def default_layout(root: Path) -> dict[str, SubsetSource]:
-    """greensed's own layout (synth.LAYOUT), with its optional test set and durations."""
-    out = {name: SubsetSource(root / audio, root / tsv if tsv else None)
-           for name, (audio, tsv) in LAYOUT.items()}
-    if (root / OWN_VALIDATION_DURATIONS).is_file():
-        val = out["validation"]
-        out["validation"] = SubsetSource(val.audio_dir, val.tsv, root / OWN_VALIDATION_DURATIONS)
-    audio, tsv, durations = OWN_TEST
-    if (root / audio).is_dir() or (root / tsv).is_file():
-        out["test"] = SubsetSource(root / audio, root / tsv,
-                                   root / durations if (root / durations).is_file() else None)
-    return out
-
-
-def _prefer_16k(folder: Path) -> Path | None:
-    """The baseline's resampled copy ``<folder>_16k`` if it exists, else ``folder``."""
-    resampled = folder.with_name(folder.name + "_16k")
-    if resampled.is_dir():
-        return resampled
-    return folder if folder.is_dir() else None
-
-
-def desed_2022_layout(root: Path) -> dict[str, SubsetSource]:
-    """DESED_task's 2022 layout under ``root``; test only where its folder or tsv exists,
-    durations tsvs only where they exist."""
-    out = {}
-    for name, (audio, tsv, durations) in DESED_2022.items():
-        folder = _prefer_16k(root / audio)
-        tsv_path = root / tsv if tsv else None
-        if name in OPTIONAL_SUBSETS and folder is None and not tsv_path.is_file():
-            continue
-        if folder is None:
-            raise DataError(f"{name}: audio folder not found ({root / audio}_16k or "
-                            f"{root / audio})")
-        dur = root / durations if durations and (root / durations).is_file() else None
-        out[name] = SubsetSource(folder, tsv_path, dur)
-    return out
-
-
-def is_desed_2022(root: Path) -> bool:
-    return any((root / marker).is_dir() for marker in DESED_2022_MARKERS)
-
-
-def read_layout_toml(path: Path) -> tuple[Path, dict[str, SubsetSource]]:
-    """A TOML file with one table per subset: ``audio = "..."``, ``tsv = "..."`` (not for
-    unlabelled) and, for validation and test, an optional ``durations = "..."``; the
-    ``[test]`` table is optional. Relative paths are from the TOML's folder."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read dataset file ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"{path}: invalid TOML ({exc})") from None
-    root = path.parent
-    out = {}
-    for name in raw:
-        if name not in ALL_SUBSETS:
-            close = difflib.get_close_matches(name, ALL_SUBSETS, n=1)
-            hint = f"; did you mean [{close[0]}]?" if close else ""
-            raise DataError(f"{path}: unknown subset [{name}]{hint}")
-    for name in ALL_SUBSETS:
-        table = raw.get(name)
-        if table is None and name in OPTIONAL_SUBSETS:
-            continue
-        if not isinstance(table, dict):
-            raise DataError(f"{path}: missing table [{name}]")
-        required = ("audio",) if name == "unlabelled" else ("audio", "tsv")
-        allowed = required + (("durations",) if name in TIMED_SUBSETS else ())
-        for key in table:
-            if key not in allowed:
-                raise DataError(f"{path}: [{name}] unknown key ({key!r}); expected "
-                                f"{', '.join(allowed)}")
-        for key in allowed:
-            if (key in required or key in table) and not isinstance(table.get(key), str):
-                raise DataError(f"{path}: [{name}] needs {key} = \"<path>\"")
-        tsv = root / table["tsv"] if "tsv" in table else None
-        durations = root / table["durations"] if "durations" in table else None
-        out[name] = SubsetSource(root / table["audio"], tsv, durations)
-    return root, out
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def describe_layout(kind: str, origin: Path, root: Path,
-                    sources: dict[str, SubsetSource]) -> str:
-    """The one line saying which layout was found and which folders are used."""
-    parts = []
-    for name, src in sources.items():
-        part = f"{name} {_rel(src.audio_dir, root)}"
-        if name in TIMED_SUBSETS:
-            part += (f" (durations {_rel(src.durations_tsv, root)})" if src.durations_tsv
-                     else " (durations from the audio)")
-        parts.append(part)
-    return f"data: {LAYOUT_TITLES[kind]} at {origin}: " + ", ".join(parts)
-
-
 @dataclass
 class _Listing:
     """What a subset's tsv or folder lists, before any audio is decoded."""
@@ -471,27 +332,6 @@ def _load_subset(name: str, src: SubsetSource, listing: _Listing, root: Path,
                   missing=[m for m, _ in listing.missing],
                   empty_dropped=listing.empty_dropped, tsv_rows=listing.tsv_rows,
                   durations_tsv=src.durations_tsv, durations_from=durations_from)
-
-
-def resolve_layout(path: str | Path) -> tuple[str, Path, Path, dict[str, SubsetSource]]:
-    """(kind, origin, root, sources) of a dataset folder or TOML map (docs/data.md)."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        if is_desed_2022(p):
-            return "desed2022", p, p, desed_2022_layout(p)
-        if (p / LAYOUT["strong"][0]).is_dir() or (p / "audio").is_dir():
-            return "greensed", p, p, default_layout(p)
-        nested = [c for c in (p / "dataset", p / "DESED") if is_desed_2022(c)]
-        hint = f"; did you mean {nested[0]}?" if nested else ""
-        raise DataError(f"{p}: no dataset layout found (neither DESED 2022's "
-                        f"{DESED_2022_MARKERS[0]}/ nor greensed's {LAYOUT['strong'][0]}/; "
-                        f"or give a .toml map){hint}")
-    if p.is_file() and p.suffix == ".toml":
-        root, sources = read_layout_toml(p)
-        return "toml", p, root, sources
-    if p.exists():
-        raise DataError(f"{p}: dataset path must be a folder or a .toml file")
-    raise DataError(f"{p}: dataset path not found")
 
 
 def load_dataset(path: str | Path | None, features: FeatureConfig, *,
