@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from greensed.config import RunConfig
+from greensed.config import RunConfig, override
 from greensed.data.spec import CLASSES
 from greensed.energy import make_meter
 from greensed.metrics.events import Events
@@ -78,8 +78,7 @@ def main() -> None:
 
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    cfg = RunConfig()
-    cfg.train.precision = args.precision
+    cfg = override(RunConfig(), {"train": {"precision": args.precision}}, "--precision")
     bs = args.batch_size
     s, w, u = bs // 4, bs // 4, bs // 2
     g = torch.Generator(device="cpu").manual_seed(0)

@@ -1,108 +1,108 @@
 """Typed run configuration, loaded from TOML recipes and overridden by CLI flags.
 
-One dataclass per recipe section. Loading is strict: an unknown key or a value
-of the wrong type is a :class:`ConfigError` naming the file, section and key.
+One frozen dataclass per recipe section; each key's type, choices (``Literal``)
+and range (``Range``) are declared on its field and checked when a recipe, a
+saved ``config.toml`` or a flag sets it: an unknown key, a wrong type or a value
+out of range is one :class:`ConfigError` line naming the file, section and key.
+Sections are changed only through :func:`override`, which returns a new config.
+Keys of earlier greensed versions are still read (``LEGACY``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import tomllib
-import types
-import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from greensed.errors import ConfigError
+from greensed.fields import (
+    FRACTION,
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    load,
+    suggest,
+)
+from greensed.stopping.params import StopConfig
+
+# A threshold or a DTC/GTC ratio: in (0, 1].
+Ratio = Annotated[float, Range(gt=0, le=1)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     # None: the embedded synthetic dataset, generated once into the cache dir.
     path: str | None = None
     preset: str = "quick"
-    synth_seed: int = 0
+    synth_seed: NonNegativeInt = 0
     # None: $GREENSED_CACHE or ~/.cache/greensed (see docs/data.md).
     cache_dir: str | None = None
     # Leave out audio files that are unreadable or listed in a tsv but missing on disk.
     skip_bad_audio: bool = False
     # Fraction of the weak tsv's rows that train; the rest validate (the baseline's weak_split).
-    weak_split: float = 0.9
+    weak_split: Ratio = 0.9
     # Seed of that split; None: train.seed, as the baseline's one seed (42) does both.
-    weak_split_seed: int | None = None
+    weak_split_seed: NonNegativeInt | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class FeatureConfig:
-    sample_rate: int = 16000
-    clip_s: float = 10.0
-    n_fft: int = 2048
-    win_length: int = 2048
-    hop_length: int = 256
-    n_mels: int = 128
-    f_min: float = 0.0
-    f_max: float = 8000.0
+    sample_rate: PositiveInt = 16000
+    clip_s: PositiveFloat = 10.0
+    n_fft: PositiveInt = 2048
+    win_length: PositiveInt = 2048
+    hop_length: PositiveInt = 256
+    n_mels: PositiveInt = 128
+    f_min: NonNegativeFloat = 0.0
+    f_max: PositiveFloat = 8000.0
     # Resampling of input not at sample_rate: "kaiser_best" (resampy, what the baseline's
     # _16k folders were made with) or "torchaudio" (functional.resample's defaults).
-    resampler: str = "kaiser_best"
+    resampler: Literal["kaiser_best", "torchaudio"] = "kaiser_best"
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 200
-    batch_size: int = 48
-    seed: int = 42
-    lr: float = 1e-3
+    epochs: PositiveInt = 200
+    batch_size: PositiveInt = 48
+    seed: NonNegativeInt = 42
+    lr: PositiveFloat = 1e-3
     # Exponential lr and consistency ramp-up length, in epochs (baseline: 50).
-    warmup_epochs: float = 50.0
-    ema_factor: float = 0.999
-    consistency_max: float = 2.0
-    mixup_p: float = 0.5
-    mixup_alpha: float = 0.2
+    rampup_epochs: NonNegativeFloat = 50.0
+    ema_factor: Annotated[float, FRACTION] = 0.999
+    consistency_max: NonNegativeFloat = 2.0
+    mixup_p: Fraction = 0.5
+    mixup_alpha: PositiveFloat = 0.2
     device: str = "auto"
-    precision: str = "fp32"
+    precision: Literal["fp32", "bf16"] = "fp32"
     # torch.compile the student and teacher calls of the training step (docs/performance.md).
     compile: bool = False
-    num_workers: int = 0
     # Cap on optimizer steps per epoch (0: no cap); for tests and smoke runs.
-    max_steps_per_epoch: int = 0
+    max_steps_per_epoch: NonNegativeInt = 0
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalConfig:
-    threshold: float = 0.5
-    median_window: int = 7
-    dtc: float = 0.7
-    gtc: float = 0.7
-    cttc: float | None = None
+    threshold: Annotated[float, Range(gt=0, lt=1)] = 0.5
+    median_window: PositiveInt = 7
+    dtc: Ratio = 0.7
+    gtc: Ratio = 0.7
+    cttc: Ratio | None = None
 
 
-@dataclass
-class StopConfig:
-    # Policies besides the max-epochs cap: "plateau", "budget", "target", "marginal".
-    policies: list[str] = field(default_factory=list)
-    combine: str = "any"
-    metric: str = "teacher_f1"
-    mode: str = "max"
-    patience: int = 10
-    min_delta: float = 0.0
-    warmup_epochs: int = 0
-    budget_kwh: float | None = None
-    target_f1: float | None = None
-    min_f1_per_kwh: float | None = None
-    marginal_window: int = 5
-
-
-@dataclass
+@dataclass(frozen=True)
 class MeterConfig:
-    # "codecarbon" | "nvml" | "constant:WATTS" | "auto"
+    # "auto" | "codecarbon" | "nvml" | "constant:WATTS[+DEVICE_W[xN]]" | "none"
     spec: str = "auto"
-    tracking_mode: str = "machine"
+    tracking_mode: Literal["machine", "process"] = "machine"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -111,116 +111,122 @@ class RunConfig:
     stop: StopConfig = field(default_factory=StopConfig)
     meter: MeterConfig = field(default_factory=MeterConfig)
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def _type_ok(value: Any, annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(annotation)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
-
-
-def _coerce(value: Any, annotation: Any) -> Any:
-    if annotation is float or (
-        typing.get_origin(annotation) in (typing.Union, types.UnionType)
-        and float in typing.get_args(annotation)
-        and isinstance(value, int)
-        and not isinstance(value, bool)
-    ):
-        return float(value) if value is not None else None
-    return value
-
-
-def _suggest(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-# Keys whose value must be one of a few words (checked when a recipe or flag sets them).
-CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("TrainConfig", "precision"): ("fp32", "bf16"),
-    ("StopConfig", "combine"): ("any", "all"),
-    ("StopConfig", "mode"): ("max", "min"),
-    ("MeterConfig", "tracking_mode"): ("machine", "process"),
+# Keys of earlier greensed versions (old recipes, run directories' config.toml):
+# (section, old key) -> the key path it became, or None when it is no longer used.
+LEGACY: dict[tuple[str, str], tuple[str, ...] | None] = {
+    ("train", "warmup_epochs"): ("rampup_epochs",),
+    ("train", "num_workers"): None,
+    ("stop", "patience"): ("plateau", "patience"),
+    ("stop", "min_delta"): ("plateau", "min_delta"),
+    ("stop", "budget_kwh"): ("budget", "kwh"),
+    ("stop", "target_f1"): ("target", "value"),
+    ("stop", "min_f1_per_kwh"): ("marginal", "min_f1_per_kwh"),
+    ("stop", "marginal_window"): ("marginal", "window"),
 }
 
 
-def update_section(section_obj: Any, values: dict[str, Any], where: str) -> None:
-    """Set keys of one config section in place, checking names, types and choices."""
-    hints = typing.get_type_hints(type(section_obj))
+def _modern(section: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A section's table with legacy keys moved to where they live now."""
+    out: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in hints:
-            raise ConfigError(
-                f"{where}: unknown key '{key}'{_suggest(key, list(hints))}"
-            )
-        if not _type_ok(value, hints[key]):
-            raise ConfigError(
-                f"{where}: key '{key}' = {value!r} has the wrong type "
-                f"(expected {_type_name(hints[key])})"
-            )
-        choices = CHOICES.get((type(section_obj).__name__, key))
-        if choices and value not in choices:
-            raise ConfigError(
-                f"{where}: key '{key}' = {value!r} is not one of {', '.join(choices)}"
-            )
-        setattr(section_obj, key, _coerce(value, hints[key]))
+        if (section, key) not in LEGACY:
+            out[key] = value
+            continue
+        path = LEGACY[(section, key)]
+        if path is None:
+            continue
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(path[-1], value)  # the modern key, if also given, wins
+    return out
 
 
-def _type_name(annotation: Any) -> str:
-    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
-def apply_dict(cfg: RunConfig, raw: dict[str, Any], where: str) -> RunConfig:
-    sections = {f.name for f in dataclasses.fields(cfg)}
+def override(cfg: RunConfig, raw: Mapping[str, Any], where: str) -> RunConfig:
+    """``cfg`` with the sections and keys of ``raw`` (a parsed TOML document or the
+    command line's values) set, every name and value checked; ``raw`` may also
+    hold a ``[recipe]`` table of free-form metadata, which is ignored."""
+    sections = [f.name for f in dataclasses.fields(cfg)]
+    changed: dict[str, Any] = {}
     for name, values in raw.items():
+        if name == "recipe":
+            continue
         if name not in sections:
-            hint = _suggest(name, sorted(sections))
-            raise ConfigError(f"{where}: unknown section [{name}]{hint}")
-        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: unknown section [{name}]{suggest(name, sections)}")
+        if not isinstance(values, Mapping):
             raise ConfigError(f"{where}: [{name}] must be a table, got {values!r}")
-        update_section(getattr(cfg, name), values, f"{where} [{name}]")
-    return cfg
+        current = changed.get(name, getattr(cfg, name))
+        changed[name] = load(type(current), _modern(name, values), f"{where} [{name}]", current)
+    out = dataclasses.replace(cfg, **changed)
+    check(out, where)
+    return out
 
 
-def read_toml(path: Path, what: str = "recipe") -> dict[str, Any]:
-    """Parse a TOML file; a missing file or bad TOML is one ConfigError line."""
+def check(cfg: RunConfig, where: str) -> None:
+    """What no single key can say: values that must agree with each other."""
+    f = cfg.features
+    if f.f_max > f.sample_rate / 2:
+        raise ConfigError(f"{where} [features]: f_max = {f.f_max:g} is above the Nyquist "
+                          f"frequency of sample_rate = {f.sample_rate} ({f.sample_rate / 2:g})")
+    if f.f_min >= f.f_max:
+        raise ConfigError(f"{where} [features]: f_min = {f.f_min:g} must be below "
+                          f"f_max = {f.f_max:g}")
+    if f.win_length > f.n_fft:
+        raise ConfigError(f"{where} [features]: win_length = {f.win_length} exceeds "
+                          f"n_fft = {f.n_fft}")
+
+
+def read_toml(path: str | Path, what: str = "recipe") -> dict[str, Any]:
+    """Parse a TOML file; every way of not being one is one ConfigError line."""
+    path = Path(path)
     try:
-        return tomllib.loads(Path(path).read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: {what} is a directory, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
 def load_recipe(path: str | Path, base: RunConfig | None = None) -> RunConfig:
     """Read a TOML recipe onto ``base`` (defaults when None)."""
-    path = Path(path)
-    raw = read_toml(path)
-    raw.pop("recipe", None)  # free-form metadata (name, description)
-    return apply_dict(base or RunConfig(), raw, str(path))
+    return override(base or RunConfig(), read_toml(path), str(path))
+
+
+def from_toml_text(text: str, where: str) -> RunConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    return override(RunConfig(), raw, where)
 
 
 def to_toml(cfg: RunConfig) -> str:
     """Serialise a config as TOML (None values are left out: they mean 'default')."""
     lines: list[str] = []
-    for name, values in cfg.to_dict().items():
+
+    def table(name: str, values: dict[str, Any]) -> None:
         lines.append(f"[{name}]")
+        subs = {k: v for k, v in values.items() if isinstance(v, dict)}
         for key, value in values.items():
-            if value is None:
-                continue
-            lines.append(f"{key} = {_toml_value(value)}")
+            if value is not None and key not in subs:
+                lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
+        for key, sub in subs.items():
+            table(f"{name}.{key}", sub)
+
+    for name, values in cfg.to_dict().items():
+        table(name, values)
     return "\n".join(lines)
 
 
@@ -231,21 +237,21 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
-def from_toml_text(text: str, where: str) -> RunConfig:
-    return apply_dict(RunConfig(), tomllib.loads(text), where)
+def flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"stop": {"plateau": {"patience": 5}}}`` -> ``{"stop.plateau.patience": 5}``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        out.update(flat(value, name + ".") if isinstance(value, Mapping) else {name: value})
+    return out
 
 
 def diff(a: RunConfig, b: RunConfig) -> list[str]:
     """Keys that differ between two configs, as 'section.key: a -> b' lines."""
-    out = []
-    da, db = a.to_dict(), b.to_dict()
-    for section in da:
-        for key in da[section]:
-            if da[section][key] != db[section][key]:
-                out.append(f"{section}.{key}: {da[section][key]!r} -> {db[section][key]!r}")
-    return out
+    fa, fb = flat(a.to_dict()), flat(b.to_dict())
+    return [f"{k}: {fa[k]!r} -> {fb[k]!r}" for k in fa if fa[k] != fb[k]]

@@ -12,16 +12,23 @@ from greensed import config as C
 
 # --- training ------------------------------------------------------------------
 
+def tweak(cfg: C.RunConfig, **values: Any) -> C.RunConfig:
+    """``cfg`` with dotted keys set: ``tweak(cfg, **{"train.lr": 5e-4})``."""
+    raw: dict[str, Any] = {}
+    for key, value in values.items():
+        *path, last = key.split(".")
+        node = raw
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return C.override(cfg, raw, "test")
+
+
 def tiny_config(dataset: Path, cache: Path, epochs: int = 2) -> C.RunConfig:
-    cfg = C.RunConfig()
-    cfg.data.path = str(dataset)
-    cfg.data.cache_dir = str(cache)
-    cfg.train.epochs = epochs
-    cfg.train.batch_size = 4
-    cfg.train.warmup_epochs = 1.0
-    cfg.train.max_steps_per_epoch = 2
-    cfg.meter.spec = "constant:40"
-    return cfg
+    return tweak(C.RunConfig(), **{
+        "data.path": str(dataset), "data.cache_dir": str(cache), "train.epochs": epochs,
+        "train.batch_size": 4, "train.rampup_epochs": 1.0, "train.max_steps_per_epoch": 2,
+        "meter.spec": "constant:40"})
 
 
 def quiet(_: str) -> None:
@@ -90,7 +97,7 @@ seed = {seeds}
 
 [overrides]
 data = {{ cache_dir = "{folder / 'cache'}" }}
-train = {{ epochs = {epochs}, max_steps_per_epoch = 1, warmup_epochs = 1.0 }}
+train = {{ epochs = {epochs}, max_steps_per_epoch = 1, rampup_epochs = 1.0 }}
 meter = {{ spec = "constant:40" }}
 {slurm}""")
     return grid

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import greensed
-from greensed import cli
+from greensed.cli import train as cli
 from greensed.errors import ConfigError
 from greensed.recipes import RECIPES_DIR, recipe_path, shipped_recipes
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import quiet, tiny_config
+from helpers import quiet, tiny_config, tweak
 
 from greensed.energy.base import J_PER_KWH, Reading
 from greensed.energy.constant import ConstantPowerMeter
@@ -56,9 +56,8 @@ def meter() -> ConstantPowerMeter:
 
 def ddp_config(dataset: Path, cache: Path, epochs: int):
     cfg = tiny_config(dataset, cache, epochs=epochs)
-    cfg.train.batch_size = 8  # strong/weak/unlabelled 2/2/4: each of 2 ranks gets 1/1/2
-    cfg.train.max_steps_per_epoch = 1
-    return cfg
+    # strong/weak/unlabelled 2/2/4: each of 2 ranks gets 1/1/2
+    return tweak(cfg, **{"train.batch_size": 8, "train.max_steps_per_epoch": 1})
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -154,8 +153,8 @@ def test_two_ranks_same_log_energy_once_budget_stop_once(tiny_dataset, shared_ca
     1 process: node 100 W + 1 device 50 W = 150 J/epoch -> stops after 3 epochs;
     2 processes: node 100 W once + 2 devices = 200 J/epoch -> stops after 2, both ranks."""
     cfg = ddp_config(tiny_dataset, shared_cache, epochs=5)
-    cfg.stop.policies = ["budget"]
-    cfg.stop.budget_kwh = 500.0 / J_PER_KWH
+    cfg = tweak(cfg, **{"stop.policies": ["budget"]})
+    cfg = tweak(cfg, **{"stop.budget.kwh": 500.0 / J_PER_KWH})
     one = train(cfg, tmp_path / "one", meter=meter(), report=quiet)
     two = train(cfg, tmp_path / "two", meter=meter(), nproc=2)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -50,12 +51,12 @@ stop = { policies = [] }
         assert (c.config.train.batch_size, c.config.train.seed) == (c.batch_size, c.seed)
         assert c.config.train.epochs == 3  # override beats the base
         assert c.config.train.lr == 0.002  # from the base
-        assert c.config.stop.policies == []
+        assert c.config.stop.policies == ()
         assert c.recipe == "my-base"
     assert cells[4].run_dir(tmp_path / "out") == tmp_path / "out" / "4" / "2"
-    # Cells do not share config objects.
-    cells[0].config.train.lr = 1.0
-    assert cells[1].config.train.lr == 0.002
+    # Configs are frozen: no cell can change another's.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cells[0].config.train.lr = 1.0  # type: ignore[misc]
 
 
 def test_cells_from_per_batch_recipes(tmp_path: Path) -> None:
@@ -124,10 +125,10 @@ def test_paper_recipes_match_the_paper() -> None:
     assert sorted({c.seed for c in cells}) == [1, 2, 3]
     for c in cells:
         t, e = c.config.train, c.config.eval
-        assert (t.epochs, t.lr, t.warmup_epochs, t.mixup_p, t.mixup_alpha) == (
+        assert (t.epochs, t.lr, t.rampup_epochs, t.mixup_p, t.mixup_alpha) == (
             200, 1e-3, 50.0, 0.5, 0.2)
         assert (e.dtc, e.gtc, e.threshold, e.median_window) == (0.7, 0.7, 0.5, 7)
-        assert c.config.stop.policies == [] and t.max_steps_per_epoch == 0
+        assert c.config.stop.policies == () and t.max_steps_per_epoch == 0
         assert c.recipe == f"paper-bs{c.batch_size}"
     for b in (4, 8, 16, 32):
         assert load_recipe(REPO / "recipes" / "paper" / f"bs{b}.toml").train.batch_size == b
@@ -139,4 +140,4 @@ def test_toy_grid_is_cpu_sized() -> None:
     for c in cells:
         assert c.config.data.path is None  # embedded synthetic data
         assert c.config.train.epochs <= 4 and 0 < c.config.train.max_steps_per_epoch <= 10
-        assert c.config.stop.policies == []
+        assert c.config.stop.policies == ()

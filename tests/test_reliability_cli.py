@@ -18,12 +18,12 @@ RECIPES = {
 }
 
 CASES = [
-    (["--budget-kwh", "-1"], "stop policy 'budget': budget_kwh = -1.0 must be > 0"),
+    (["--budget-kwh", "-1"], "command line [stop].budget: key 'kwh' = -1.0 must be > 0"),
     (["--stop", "platoe"], "unknown stop policy 'platoe' (did you mean 'plateau'?)"),
     (["--batch-size", "6"], "train.batch_size = 6: must be a multiple of 4"),
-    (["--epochs", "0"], "--epochs 0: must be positive"),
-    (["--min-delta", "-1"], "min_delta = -1.0 must be >= 0"),
-    (["--combine", "xor"], "--combine 'xor' must be 'any' or 'all'"),
+    (["--epochs", "0"], "command line [train]: key 'epochs' = 0 must be >= 1"),
+    (["--min-delta", "-1"], "key 'min_delta' = -1.0 must be >= 0"),
+    (["--combine", "xor"], "key 'combine' = 'xor' is not one of any, all"),
     (["--metric", "teacher_F1"], "stop.metric = 'teacher_F1': unknown metric (did you mean "
                                  "'teacher_f1'?)"),
     (["--meter", "bogus"], "meter 'bogus' unknown"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import quiet, tiny_config
+from helpers import quiet, tiny_config, tweak
 
 from greensed import runlog
 from greensed.config import FeatureConfig
@@ -30,7 +30,7 @@ def test_corrupt_audio_named_before_training_or_skipped_and_counted(dataset, tmp
     bad = dataset / "audio/train/unlabelled/unlabelled_00001.wav"
     bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEnot audio at all")
     cfg = tiny_config(dataset, tmp_path / "cache", epochs=1)
-    cfg.train.max_steps_per_epoch = 1
+    cfg = tweak(cfg, **{"train.max_steps_per_epoch": 1})
     run = tmp_path / "run"
     with pytest.raises(DataError) as err:
         train(cfg, run, report=quiet)
@@ -38,7 +38,7 @@ def test_corrupt_audio_named_before_training_or_skipped_and_counted(dataset, tmp
     d = runlog.RunDir(run)
     assert not d.epochs.exists() and not d.config.exists()
 
-    cfg.data.skip_bad_audio = True  # --skip-bad-audio
+    cfg = tweak(cfg, **{"data.skip_bad_audio": True})  # --skip-bad-audio
     lines: list[str] = []
     res = train(cfg, run, report=lines.append)
     assert res.summary.finished and res.summary.skipped_audio == 1
@@ -82,7 +82,7 @@ def test_stereo_44k_short_file_in_a_subset_is_mixed_resampled_padded(dataset, tm
 
 def test_subsets_smaller_than_a_batch_fail_before_the_first_epoch(tiny_dataset, tmp_path):
     cfg = tiny_config(tiny_dataset, tmp_path / "cache", epochs=1)
-    cfg.train.batch_size = 16  # wants 8 unlabelled clips per step; there are 4
+    cfg = tweak(cfg, **{"train.batch_size": 16})  # wants 8 unlabelled clips per step; there are 4
     run = tmp_path / "run"
     with pytest.raises(GreensedError, match=r"an epoch has no step: subsets \(4, 4, 4\)"):
         train(cfg, run, report=quiet)
@@ -94,6 +94,6 @@ def test_subset_with_every_file_unreadable_is_empty_even_when_skipping(dataset, 
     for p in (dataset / "audio/train/unlabelled").iterdir():
         p.write_bytes(b"not audio")
     cfg = tiny_config(dataset, tmp_path / "cache", epochs=1)
-    cfg.data.skip_bad_audio = True
+    cfg = tweak(cfg, **{"data.skip_bad_audio": True})
     with pytest.raises(DataError, match=r"unlabelled: empty subset \(every audio file in "):
         train(cfg, tmp_path / "run", report=quiet)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import quiet, tiny_config
+from helpers import quiet, tiny_config, tweak
 
 from greensed.energy.constant import UnavailableMeter
 from greensed.errors import ConfigError, GreensedError
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def one_step_config(dataset: Path, cache: Path, epochs: int):
     cfg = tiny_config(dataset, cache, epochs=epochs)
-    cfg.train.max_steps_per_epoch = 1
+    cfg = tweak(cfg, **{"train.max_steps_per_epoch": 1})
     return cfg
 
 
@@ -74,7 +74,7 @@ def test_failed_checkpoint_write_keeps_previous_and_resume_counts_the_epoch_once
     run = tmp_path / "run"
     train(cfg, run, report=quiet)
     before = (run / "checkpoints/last.pt").read_bytes()
-    cfg.train.epochs = 2
+    cfg = tweak(cfg, **{"train.epochs": 2})
     real_replace = os.replace
 
     def replace(src, dst, *args, **kwargs):  # the temp file is written; the rename fails
@@ -152,7 +152,7 @@ def test_disk_full_on_log_append_stops_with_one_line_and_resume_repairs_torn_lin
 
 def test_unavailable_meter_is_never_a_silent_zero(tiny_dataset, tmp_path):
     cfg = one_step_config(tiny_dataset, tmp_path / "cache", 1)
-    cfg.meter.spec = "none"
+    cfg = tweak(cfg, **{"meter.spec": "none"})
     run = tmp_path / "run"
     res = train(cfg, run, report=quiet)
     (r,) = RunDir(run).read_epochs()
@@ -169,9 +169,9 @@ def test_unavailable_meter_is_never_a_silent_zero(tiny_dataset, tmp_path):
 def test_budget_policy_refuses_an_unavailable_meter_before_the_run_dir(
         tiny_dataset, tmp_path, how):
     cfg = one_step_config(tiny_dataset, tmp_path / "cache", 1)
-    cfg.stop.policies = ["budget"]
-    cfg.stop.budget_kwh = 0.1
-    cfg.meter.spec = "none"
+    cfg = tweak(cfg, **{"stop.policies": ["budget"]})
+    cfg = tweak(cfg, **{"stop.budget.kwh": 0.1})
+    cfg = tweak(cfg, **{"meter.spec": "none"})
     meter = UnavailableMeter("no RAPL and no NVML") if how == "meter object" else None
     run = tmp_path / "run"
     with pytest.raises(ConfigError, match=r"needs energy readings but meter 'unavailable' is "

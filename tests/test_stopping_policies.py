@@ -161,8 +161,8 @@ def test_budget_energy_unavailable_stops_with_reason():
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan])
 def test_budget_rejects_non_positive(bad):
-    with pytest.raises(ConfigError, match="budget_kwh"):
-        Budget(bad).check_config()
+    with pytest.raises(ConfigError, match=r"stop policy 'budget': kwh = .* must be"):
+        Budget(bad)
 
 
 # --- target ----------------------------------------------------------------
@@ -266,3 +266,13 @@ def test_decisions_are_pure():
     forward = [p.decide(rec[:n]) for n in range(1, 9)]
     backward = [p.decide(rec[:n]) for n in range(8, 0, -1)][::-1]
     assert forward == backward
+
+
+def test_plateau_gain_of_exactly_min_delta_is_not_an_improvement_despite_rounding():
+    """0.14 - 0.12 is 0.020000000000000018 in floats: still not *more* than 0.02."""
+    p = Plateau(patience=1, min_delta=0.02)
+    starts = [round(0.01 * i, 2) for i in range(1, 97)]
+    exact = [a for a in starts if not p.decide(history([a, round(a + 0.02, 2)])).stop]
+    assert exact == []
+    more = [a for a in starts if p.decide(history([a, round(a + 0.021, 3)])).stop]
+    assert more == []  # a gain above min_delta is an improvement

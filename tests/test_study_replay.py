@@ -91,11 +91,12 @@ def test_aggregate_is_the_mean_over_runs(runs: Path) -> None:
 def test_policy_spec_parsing() -> None:
     p = rpl.parse_policy_spec("plateau+marginal:patience=4,min_f1_per_kwh=0.5,window=3,"
                               "combine=all,warmup=2")
-    assert p.cfg.policies == ["plateau", "marginal"]
-    assert (p.cfg.patience, p.cfg.min_f1_per_kwh, p.cfg.marginal_window) == (4, 0.5, 3)
+    assert p.cfg.policies == ("plateau", "marginal")
+    assert (p.cfg.plateau.patience, p.cfg.marginal.min_f1_per_kwh,
+            p.cfg.marginal.window) == (4, 0.5, 3)
     assert (p.cfg.combine, p.cfg.warmup_epochs) == ("all", 2)
     p = rpl.parse_policy_spec("target:f1=1", StopConfig(metric="student_f1"))
-    assert p.cfg.target_f1 == 1.0 and isinstance(p.cfg.target_f1, float)
+    assert p.cfg.target.value == 1.0 and isinstance(p.cfg.target.value, float)
     assert p.cfg.metric == "student_f1"
     with pytest.raises(ConfigError, match="unknown key 'patiense'.*did you mean 'patience'"):
         rpl.parse_policy_spec("plateau:patiense=3")

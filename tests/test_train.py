@@ -9,7 +9,7 @@ import signal
 
 import pytest
 import torch
-from helpers import quiet, tiny_config
+from helpers import quiet, tiny_config, tweak
 
 from greensed import config as C
 from greensed import runlog
@@ -98,10 +98,10 @@ def test_resume_with_changed_config_is_refused(tiny_dataset, tmp_path):
     cfg = tiny_config(tiny_dataset, tmp_path / "cache", epochs=1)
     run = tmp_path / "run"
     train(cfg, run, report=quiet)
-    cfg.train.lr = 5e-4
+    cfg = tweak(cfg, **{"train.lr": 5e-4})
     with pytest.raises(ConfigError, match=r"train.lr: 0.001 -> 0.0005"):
         train(cfg, run, resume=True, report=quiet)
-    cfg.train.epochs = 2  # with --force it resumes
+    cfg = tweak(cfg, **{"train.epochs": 2})  # with --force it resumes
     assert train(cfg, run, resume=True, force=True, report=quiet).summary.epochs == 2
 
 
@@ -121,9 +121,9 @@ def test_batch_composition_and_epoch_length():
 def test_budget_never_exceeded_with_constant_meter(tiny_dataset, tmp_path):
     """The budget policy stops before an epoch that would overrun (constant power)."""
     cfg = tiny_config(tiny_dataset, tmp_path / "cache", epochs=50)
-    cfg.train.max_steps_per_epoch = 1
-    cfg.stop.policies = ["budget"]
-    cfg.stop.budget_kwh = 3.5
+    cfg = tweak(cfg, **{"train.max_steps_per_epoch": 1})
+    cfg = tweak(cfg, **{"stop.policies": ["budget"]})
+    cfg = tweak(cfg, **{"stop.budget.kwh": 3.5})
     ticks = iter(range(10_000))
     # 3.6 MW for one tick (1 s) per window: exactly 1 kWh per epoch, whatever the
     # machine's speed, so the prediction is exact and the stop is deterministic.
@@ -154,7 +154,7 @@ def test_compile_wraps_only_the_training_step(tiny_dataset, tmp_path, monkeypatc
     cfg = tiny_config(tiny_dataset, tmp_path / "cache", epochs=1)
     eager = train(cfg, tmp_path / "eager", report=quiet)
     assert wrappers == []
-    cfg.train.compile = True
+    cfg = tweak(cfg, **{"train.compile": True})
     compiled = train(cfg, tmp_path / "compiled", report=quiet)
     assert [w.calls for w in wrappers] == [2, 2]  # 2 steps; validation bypasses them
     assert compiled.history[0].loss == eager.history[0].loss

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from greensed.config import FeatureConfig
+from greensed.config import FeatureConfig, RunConfig
 from greensed.data.audio import AUDIO_SUFFIXES, check_resampler
 from greensed.data.cache import load_or_extract
 from greensed.data.features import n_frames
@@ -380,3 +380,11 @@ def load_dataset(path: str | Path | None, features: FeatureConfig, *,
     unreadable = sorted({f for s in subsets.values() for f in s.skipped})
     return Dataset(root=root, skipped_audio=sorted({*missing, *unreadable}), layout=kind,
                    missing_audio=missing, unreadable_audio=unreadable, **subsets)
+
+
+def load_run_dataset(cfg: RunConfig, progress: Callable[[str], None] | None = None) -> Dataset:
+    """The dataset a run's config names (its [data] and [features] sections)."""
+    d = cfg.data
+    return load_dataset(d.path, cfg.features, cache_dir=d.cache_dir, preset=d.preset,
+                        synth_seed=d.synth_seed, skip_bad_audio=d.skip_bad_audio,
+                        progress=progress)

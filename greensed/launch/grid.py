@@ -21,13 +21,12 @@ This module reads files only; greensed.launch.plan turns the cells into plans.
 
 from __future__ import annotations
 
-import copy
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from greensed.config import RunConfig, apply_dict, load_recipe, read_toml
+from greensed.config import RunConfig, load_recipe, override, read_toml
 from greensed.errors import ConfigError
 from greensed.runlog import RunDir
 
@@ -70,12 +69,11 @@ class Grid:
         """Every (batch size, seed) cell, batch-major, with its resolved config."""
         cells = []
         for batch, recipe_path, recipe_name in self.columns:
-            column_cfg = load_recipe(recipe_path) if recipe_path else RunConfig()
-            apply_dict(column_cfg, copy.deepcopy(self.overrides), f"{self.path} [overrides]")
+            column_cfg = override(load_recipe(recipe_path) if recipe_path else RunConfig(),
+                                  self.overrides, f"{self.path} [overrides]")
             for seed in self.seeds:
-                cfg = copy.deepcopy(column_cfg)
-                cfg.train.batch_size = batch
-                cfg.train.seed = seed
+                cfg = override(column_cfg, {"train": {"batch_size": batch, "seed": seed}},
+                               f"{self.path} [grid]")
                 cells.append(Cell(batch, seed, cfg, recipe_name, recipe_path))
         return cells
 

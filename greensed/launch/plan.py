@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import datetime as dt
 import tomllib
 from dataclasses import dataclass
@@ -102,15 +102,12 @@ def plan_grid(grid: Grid, out: str | Path, *, data: str | None = None,
     """Every cell with its resolved config (flags applied) and what to do with it."""
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs {epochs}: must be positive")
+    flags = {"data": {"path": str(Path(data).expanduser().resolve())} if data else {},
+             "train": {"epochs": epochs} if epochs is not None else {},
+             "meter": {"spec": meter} if meter is not None else {}}
     plans = []
     for cell in grid.cells():
-        cell = copy.deepcopy(cell)
-        if data is not None:
-            cell.config.data.path = str(Path(data).expanduser().resolve())
-        if epochs is not None:
-            cell.config.train.epochs = epochs
-        if meter is not None:
-            cell.config.meter.spec = meter
+        cell = dataclasses.replace(cell, config=C.override(cell.config, flags, "command line"))
         run_dir = cell.run_dir(out).resolve()
         plans.append(CellPlan(cell, run_dir, action_for(run_dir)))
     return plans

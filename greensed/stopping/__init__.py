@@ -4,7 +4,14 @@ See ``docs/policies.md``.
 """
 
 from greensed.stopping.base import CONTINUE, Decision, History, Policy, best_record
-from greensed.stopping.build import POLICY_NAMES, build_policy, parse_stop_cli
+from greensed.stopping.build import (
+    POLICIES,
+    POLICY_NAMES,
+    build_policy,
+    make_policy,
+    parse_spec,
+    stop_flags,
+)
 from greensed.stopping.policies import AllOf, AnyOf, Budget, Marginal, MaxEpochs, Plateau, Target
 
 __all__ = [
@@ -21,6 +28,9 @@ __all__ = [
     "Policy",
     "Target",
     "best_record",
+    "POLICIES",
     "build_policy",
-    "parse_stop_cli",
+    "make_policy",
+    "parse_spec",
+    "stop_flags",
 ]

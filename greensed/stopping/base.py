@@ -39,10 +39,6 @@ class Policy(Protocol):
         """Called after each finished epoch: may another epoch start?"""
         ...
 
-    def check_config(self) -> None:
-        """Raise ConfigError on bad parameters (called before training)."""
-        ...
-
 
 def finite_metric(record: EpochRecord, key: str) -> float | None:
     """The metric as a float, or None when it is missing, null or not finite."""
@@ -61,12 +57,15 @@ def epoch_number(history: History, index: int) -> int:
 
 
 def better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
-    """Strict improvement by more than ``min_delta``; ties are not improvements."""
+    """Strict improvement by more than ``min_delta``; ties are not improvements.
+
+    The gain is compared beyond float rounding: 0.12 + 0.02 is 0.13999..., and a
+    gain of exactly ``min_delta`` must not count as more than it.
+    """
     if best is None:
         return True
-    if mode == "max":
-        return value > best + min_delta
-    return value < best - min_delta
+    gain = value - best if mode == "max" else best - value
+    return gain > min_delta + 1e-9 * max(1.0, abs(value), abs(best))
 
 
 def best_record(history: History, key: str, mode: str) -> EpochRecord | None:

@@ -1,19 +1,33 @@
-"""From a StopConfig (recipe ``[stop]`` + CLI flags) to one checked policy."""
+"""From a StopConfig (recipe ``[stop]`` + flags, or a ``NAME:KEY=VALUE`` spec) to
+one checked policy. The same specs serve ``greensed replay --policy``, the
+library and the Lightning callback."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+from collections.abc import Sequence
+from typing import Any
 
-from greensed.config import StopConfig
 from greensed.errors import ConfigError
+from greensed.fields import load, suggest
 from greensed.stopping.base import Policy
+from greensed.stopping.params import StopConfig, Watched
 from greensed.stopping.policies import AllOf, AnyOf, Budget, Marginal, MaxEpochs, Plateau, Target
 
-POLICY_NAMES = ("plateau", "budget", "target", "marginal", "max-epochs")
-COMBINE = ("any", "all")
+# Name -> policy class; each class's own parameters are the [stop.<name>] table.
+POLICIES: dict[str, type] = {"plateau": Plateau, "budget": Budget, "target": Target,
+                             "marginal": Marginal}
+POLICY_NAMES = (*POLICIES, "max-epochs")
+# Short keys of the spec mini-syntax and of the flags, for a policy's parameters.
+ALIASES = {"kwh": "budget.kwh", "budget_kwh": "budget.kwh", "budget": "budget.kwh",
+           "f1": "target.value", "target": "target.value",
+           "target_f1": "target.value", "rate": "marginal.min_f1_per_kwh",
+           "min_f1_per_kwh": "marginal.min_f1_per_kwh", "marginal_window": "marginal.window",
+           "warmup": "warmup_epochs"}
 
 
-def _check_name(name: str, where: str) -> str:
+def policy_name(name: str, where: str) -> str:
     norm = name.strip().lower().replace("_", "-")
     if norm == "max-epoch":
         norm = "max-epochs"
@@ -21,146 +35,144 @@ def _check_name(name: str, where: str) -> str:
         close = difflib.get_close_matches(norm, POLICY_NAMES, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(
-            f"{where}: unknown stop policy {name!r}{hint}; choose from {', '.join(POLICY_NAMES)}"
-        )
+            f"{where}: unknown stop policy {name!r}{hint}; choose from {', '.join(POLICY_NAMES)}")
     return norm
+
+
+def _one(name: str, cfg: StopConfig) -> Policy:
+    cls = POLICIES[name]
+    shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Watched)
+              if issubclass(cls, Watched)}
+    return cls(**shared, **dataclasses.asdict(getattr(cfg, name)))
 
 
 def build_policy(cfg: StopConfig, max_epochs: int) -> Policy:
     """The combined policy for a run, checked; ConfigError before any training.
 
-    The max-epochs cap is always appended. Values set for policies that are not
-    listed (e.g. ``budget_kwh`` without ``budget``) are not used.
+    The max-epochs cap is always appended. Parameters of policies that are not
+    listed (e.g. ``[stop.budget] kwh`` without ``budget``) are not used.
     """
-    if cfg.combine not in COMBINE:
-        raise ConfigError(f"[stop] combine = {cfg.combine!r} must be 'any' or 'all'")
-    names: list[str] = []
-    for raw in cfg.policies:
-        name = _check_name(raw, "[stop] policies")
-        if name not in names:
-            names.append(name)
-    children: list[Policy] = []
-    for name in names:
-        if name == "plateau":
-            children.append(
-                Plateau(
-                    metric=cfg.metric,
-                    mode=cfg.mode,
-                    patience=cfg.patience,
-                    min_delta=cfg.min_delta,
-                    warmup_epochs=cfg.warmup_epochs,
-                )
-            )
-        elif name == "budget":
-            if cfg.budget_kwh is None:
-                raise ConfigError(
-                    "stop policy 'budget' needs a budget: --budget-kwh X or [stop] budget_kwh"
-                )
-            children.append(Budget(cfg.budget_kwh))
-        elif name == "target":
-            if cfg.target_f1 is None:
-                raise ConfigError(
-                    "stop policy 'target' needs a value: --target-f1 X or [stop] target_f1"
-                )
-            children.append(Target(cfg.target_f1, metric=cfg.metric, mode=cfg.mode))
-        elif name == "marginal":
-            if cfg.min_f1_per_kwh is None:
-                raise ConfigError(
-                    "stop policy 'marginal' needs a rate: --min-f1-per-kwh X "
-                    "or [stop] min_f1_per_kwh"
-                )
-            children.append(
-                Marginal(
-                    cfg.min_f1_per_kwh,
-                    metric=cfg.metric,
-                    mode=cfg.mode,
-                    window=cfg.marginal_window,
-                    warmup_epochs=cfg.warmup_epochs,
-                )
-            )
-        # "max-epochs" adds nothing: the cap below is always there.
-    children.append(MaxEpochs(max_epochs))
-    policy: Policy = AllOf(children) if cfg.combine == "all" else AnyOf(children)
-    policy.check_config()
-    return policy
+    return AnyOf([*_listed(cfg), MaxEpochs(max_epochs)]) if cfg.combine == "any" else \
+        AllOf([*_listed(cfg), MaxEpochs(max_epochs)])
 
 
-def parse_stop_cli(
-    cfg: StopConfig,
-    *,
-    stop: list[str] | None = None,
-    patience: int | None = None,
-    min_delta: float | None = None,
-    budget_kwh: float | None = None,
-    target_f1: float | None = None,
-    min_f1_per_kwh: float | None = None,
-    warmup: int | None = None,
-    metric: str | None = None,
-    combine: str | None = None,
-    mode: str | None = None,
-    marginal_window: int | None = None,
-) -> None:
-    """Apply the stopping CLI flags onto ``cfg`` in place (None: flag not given).
+def _listed(cfg: StopConfig) -> list[Policy]:
+    names = dict.fromkeys(policy_name(n, "[stop] policies") for n in cfg.policies)
+    return [_one(n, cfg) for n in names if n != "max-epochs"]
 
-    ``--stop`` (repeatable, or comma-separated) replaces the recipe's policy
-    list; ``--stop max-epochs`` alone means only the epoch cap. A value flag
-    enables its policy: ``--budget-kwh`` -> budget, ``--target-f1`` -> target,
-    ``--min-f1-per-kwh`` -> marginal, ``--patience``/``--min-delta`` -> plateau.
-    Values are checked later by :func:`build_policy`.
+
+def with_params(cfg: StopConfig, values: dict[str, Any], where: str,
+                names: Sequence[str] = ()) -> StopConfig:
+    """``cfg`` with parameters set by key: a [stop] key (``metric``), a dotted
+    ``policy.key`` (``plateau.patience``), an alias (``kwh``), or a bare key of one of
+    ``names``' policies (``patience`` for plateau)."""
+    table: dict[str, Any] = {}
+    shared = {f.name for f in dataclasses.fields(StopConfig)} - set(POLICIES)
+    for raw, value in values.items():
+        key = ALIASES.get(raw, raw)
+        if "." not in key and key not in shared:
+            own = {n: {f.name for f in dataclasses.fields(getattr(StopConfig, n))}
+                   for n in (names or POLICIES) if n in POLICIES}
+            owners = [n for n, keys in own.items() if key in keys]
+            if len(owners) != 1:
+                known = sorted(shared.union(*own.values()))
+                raise ConfigError(f"{where}: unknown key '{raw}'{suggest(raw, known)}")
+            key = f"{owners[0]}.{key}"
+        policy, _, param = key.rpartition(".")
+        if policy:
+            if policy not in POLICIES:
+                raise ConfigError(f"{where}: unknown stop policy in key '{raw}'")
+            table.setdefault(policy, {})[param] = value
+        else:
+            table[key] = value
+    return load(StopConfig, table, where, cfg)
+
+
+def stop_flags(cfg: StopConfig, *, stop: list[str] | None = None, **values: Any) -> StopConfig:
+    """The stopping flags of `greensed train` and `greensed replay` applied to ``cfg``
+    (a value of None: flag not given).
+
+    ``--stop`` (repeatable, or comma-separated) replaces the recipe's policy list;
+    ``--stop max-epochs`` alone means only the epoch cap. A policy's own value flag
+    enables it: ``--budget-kwh`` -> budget, ``--target-f1`` -> target,
+    ``--min-f1-per-kwh``/``--window`` -> marginal, ``--patience``/``--min-delta`` ->
+    plateau. Every value is checked here, naming the flag's key.
     """
+    given = {k: v for k, v in values.items() if v is not None}
+    names = list(cfg.policies)
     only_cap = False
     if stop:
-        names: list[str] = []
-        for item in stop:
-            for part in item.split(","):
-                if part.strip():
-                    name = _check_name(part, "--stop")
-                    if name not in names:
-                        names.append(name)
+        parts = [p for item in stop for p in item.split(",") if p.strip()]
+        names = list(dict.fromkeys(policy_name(p, "--stop") for p in parts))
         only_cap = "max-epochs" in names
         if only_cap and len(names) > 1:
             others = ", ".join(n for n in names if n != "max-epochs")
-            raise ConfigError(
-                f"--stop max-epochs means only the epoch cap; drop it or drop {others}"
-            )
-        cfg.policies = [n for n in names if n != "max-epochs"]
-
-    implied: list[tuple[str, str, object]] = [
-        ("plateau", "--patience", patience),
-        ("plateau", "--min-delta", min_delta),
-        ("budget", "--budget-kwh", budget_kwh),
-        ("target", "--target-f1", target_f1),
-        ("marginal", "--min-f1-per-kwh", min_f1_per_kwh),
-    ]
-    for policy, flag, value in implied:
-        if value is None:
+            raise ConfigError(f"--stop max-epochs means only the epoch cap; drop it or drop "
+                              f"{others}")
+        names = [n for n in names if n != "max-epochs"]
+    out = with_params(cfg, given, "command line [stop]", tuple(POLICIES))
+    for key in given:
+        owner = _owner(ALIASES.get(key, key))
+        if owner is None:
             continue
         if only_cap:
-            raise ConfigError(f"--stop max-epochs means only the epoch cap; {flag} contradicts it")
-        if policy not in cfg.policies:
-            cfg.policies = [*cfg.policies, policy]
+            raise ConfigError(f"--stop max-epochs means only the epoch cap; --"
+                              f"{key.replace('_', '-')} contradicts it")
+        if owner not in names:
+            names.append(owner)
+    return dataclasses.replace(out, policies=tuple(names))
 
-    if patience is not None:
-        cfg.patience = patience
-    if min_delta is not None:
-        cfg.min_delta = float(min_delta)
-    if budget_kwh is not None:
-        cfg.budget_kwh = float(budget_kwh)
-    if target_f1 is not None:
-        cfg.target_f1 = float(target_f1)
-    if min_f1_per_kwh is not None:
-        cfg.min_f1_per_kwh = float(min_f1_per_kwh)
-    if warmup is not None:
-        cfg.warmup_epochs = warmup
-    if metric is not None:
-        cfg.metric = metric
-    if combine is not None:
-        if combine not in COMBINE:
-            raise ConfigError(f"--combine {combine!r} must be 'any' or 'all'")
-        cfg.combine = combine
-    if mode is not None:
-        if mode not in ("max", "min"):
-            raise ConfigError(f"--mode {mode!r} must be 'max' or 'min'")
-        cfg.mode = mode
-    if marginal_window is not None:
-        cfg.marginal_window = marginal_window
+
+def _owner(key: str) -> str | None:
+    """The policy whose own parameter ``key`` is (None: a shared [stop] key)."""
+    if "." in key:
+        return key.split(".", 1)[0]
+    owners = [n for n in POLICIES if key in {f.name for f in
+                                             dataclasses.fields(getattr(StopConfig, n))}]
+    return owners[0] if len(owners) == 1 else None
+
+
+def parse_spec(spec: str, base: StopConfig | None = None) -> StopConfig:
+    """``"plateau:patience=5,min_delta=0.005"`` -> a StopConfig with that policy.
+
+    Form: ``NAMES[:KEY=VALUE,...]``; NAMES is one policy or several joined by ``+``
+    (combined with ``combine``, default any). Keys are [stop] keys, a policy's own
+    keys (bare, dotted ``budget.kwh``, or the short forms kwh, f1, rate, window,
+    warmup). ``base`` gives the defaults (e.g. ``--metric``).
+    """
+    names_part, _, params = spec.partition(":")
+    names = [policy_name(n, f"--policy {spec!r}") for n in names_part.split("+") if n.strip()]
+    if not names:
+        raise ConfigError(f"--policy {spec!r}: no policy name (e.g. 'plateau:patience=5')")
+    values: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in params.split(","))):
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip() or not raw.strip():
+            raise ConfigError(f"--policy {spec!r}: {item!r} is not KEY=VALUE")
+        values[key.strip()] = _value(raw.strip())
+    cfg = dataclasses.replace(base or StopConfig(),
+                              policies=tuple(n for n in names if n != "max-epochs"))
+    return with_params(cfg, values, f"--policy {spec!r}", names)
+
+
+def make_policy(specs: Sequence[str] | str, *, max_epochs: int,
+                base: StopConfig | None = None) -> Policy:
+    """The policy of one spec, or of several specs (any of them stops), plus the cap."""
+    parts: list[Policy] = []
+    for spec in [specs] if isinstance(specs, str) else specs:
+        children = _listed(parse_spec(spec, base))
+        if len(children) == 1:
+            parts.append(children[0])
+        elif children:
+            cfg = parse_spec(spec, base)
+            parts.append(AllOf(children) if cfg.combine == "all" else AnyOf(children))
+    return AnyOf([*parts, MaxEpochs(max_epochs)])
+
+
+def _value(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(raw.lower(), raw)

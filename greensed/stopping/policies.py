@@ -1,15 +1,19 @@
 """The stopping policies. Each ``decide`` re-derives everything from the history.
 
-Semantics, edge cases and examples: ``docs/policies.md``.
+Every policy is a frozen dataclass whose parameters (declared once, in
+greensed.stopping.params) are checked when it is built: an invalid policy
+cannot exist. Semantics, edge cases and examples: ``docs/policies.md``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 from greensed.errors import ConfigError
+from greensed.fields import PositiveInt, check_fields
 from greensed.stopping.base import (
     CONTINUE,
     Decision,
@@ -22,29 +26,16 @@ from greensed.stopping.base import (
     finite_metric,
     fmt,
 )
+from greensed.stopping.params import (
+    BudgetParams,
+    MarginalParams,
+    PlateauParams,
+    TargetParams,
+    Watched,
+)
 
-MODES = ("max", "min")
 # Budget comparisons forgive float rounding of summed kWh (0.1 + 0.2 != 0.3).
 _REL_TOL = 1e-9
-
-
-def _check_mode(policy: str, mode: str) -> None:
-    if mode not in MODES:
-        raise ConfigError(f"stop policy '{policy}': mode = {mode!r} must be 'max' or 'min'")
-
-
-def _check_metric(policy: str, metric: str) -> None:
-    if not isinstance(metric, str) or not metric.strip():
-        raise ConfigError(f"stop policy '{policy}': metric = {metric!r} must name a metric")
-
-
-def _check_number(policy: str, name: str, value: float, *, low: float, strict: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = value > low if strict else value >= low
-    if not ok:
-        rel = ">" if strict else ">="
-        raise ConfigError(f"stop policy '{policy}': {name} = {value!r} must be {rel} {low:g}")
 
 
 def _best(history: History, key: str, mode: str) -> float | None:
@@ -53,37 +44,28 @@ def _best(history: History, key: str, mode: str) -> float | None:
     return rec.metric(key) if rec is not None else None
 
 
+def _required(policy: str, value: object, what: str) -> None:
+    if value is None:
+        raise ConfigError(f"stop policy '{policy}' needs {what}")
+
+
 @dataclass(frozen=True)
-class Plateau:
+class Plateau(Watched, PlateauParams):
     """Stop after ``patience`` epochs in a row without improvement (Lightning/Keras).
 
     Improvement means ``value > best + min_delta`` (mode max) or
-    ``value < best - min_delta`` (mode min); ties are not improvements. A
-    missing or non-finite value counts as an epoch without improvement (Lightning
-    would stop at once). Epochs ``<= warmup_epochs`` are ignored entirely, as
-    Keras' ``start_from_epoch``: they neither set the best value nor count.
+    ``value < best - min_delta`` (mode min), beyond float rounding; ties are not
+    improvements. A missing or non-finite value counts as an epoch without
+    improvement (Lightning would stop at once). Epochs ``<= warmup_epochs`` are
+    ignored entirely, as Keras' ``start_from_epoch``: they neither set the best
+    value nor count.
     """
 
-    metric: str = "teacher_f1"
-    mode: str = "max"
-    patience: int = 10
-    min_delta: float = 0.0
-    warmup_epochs: int = 0
-    name: str = field(default="plateau", init=False)
-    requires_energy: bool = field(default=False, init=False)
+    name: ClassVar[str] = "plateau"
+    requires_energy: ClassVar[bool] = False
 
-    def check_config(self) -> None:
-        _check_metric(self.name, self.metric)
-        _check_mode(self.name, self.mode)
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) \
-                or self.patience < 1:
-            raise ConfigError(f"stop policy 'plateau': patience = {self.patience!r} must be >= 1")
-        _check_number(self.name, "min_delta", self.min_delta, low=0.0, strict=False)
-        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) \
-                or self.warmup_epochs < 0:
-            raise ConfigError(
-                f"stop policy 'plateau': warmup_epochs = {self.warmup_epochs!r} must be >= 0"
-            )
+    def __post_init__(self) -> None:
+        check_fields(self, "stop policy 'plateau'")
 
     def decide(self, history: History) -> Decision:
         best: float | None = None  # the reference: the last value that beat min_delta
@@ -118,27 +100,22 @@ class Plateau:
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Stop before an epoch whose predicted energy would overrun ``budget_kwh``.
+class Budget(BudgetParams):
+    """Stop before an epoch whose predicted energy would overrun ``kwh``.
 
-    Predicted next-epoch energy = the largest ``energy_kwh`` of the last 3
-    epochs (conservative: epochs with validation or a slower node cost more).
-    Stop when ``cumulative_kwh + predicted > budget_kwh`` or the budget is
+    Predicted next-epoch energy = the largest ``energy_kwh`` of the last
+    ``lookback`` epochs (conservative: epochs with validation or a slower node
+    cost more). Stop when ``cumulative_kwh + predicted > kwh`` or the budget is
     spent. Before the first epoch nothing is known, so the first epoch always
     runs (a budget smaller than one epoch is overrun by that epoch).
     """
 
-    budget_kwh: float
-    lookback: int = 3
-    name: str = field(default="budget", init=False)
-    requires_energy: bool = field(default=True, init=False)
+    name: ClassVar[str] = "budget"
+    requires_energy: ClassVar[bool] = True
 
-    def check_config(self) -> None:
-        if self.budget_kwh is None:
-            raise ConfigError("stop policy 'budget' needs budget_kwh (--budget-kwh)")
-        _check_number(self.name, "budget_kwh", self.budget_kwh, low=0.0, strict=True)
-        if self.lookback < 1:
-            raise ConfigError(f"stop policy 'budget': lookback = {self.lookback!r} must be >= 1")
+    def __post_init__(self) -> None:
+        _required(self.name, self.kwh, "a budget: --budget-kwh X or [stop.budget] kwh")
+        check_fields(self, "stop policy 'budget'")
 
     def decide(self, history: History) -> Decision:
         if not history:
@@ -158,41 +135,35 @@ class Budget:
         if spent is None:
             spent = math.fsum(known)
         predicted = max(known[-self.lookback:])
-        tol = _REL_TOL * self.budget_kwh
-        if spent + predicted <= self.budget_kwh + tol and spent < self.budget_kwh - tol:
+        tol = _REL_TOL * self.kwh
+        if spent + predicted <= self.kwh + tol and spent < self.kwh - tol:
             return CONTINUE
-        if spent >= self.budget_kwh - tol:
-            why = f"{fmt(spent)} of {fmt(self.budget_kwh)} kWh spent"
+        if spent >= self.kwh - tol:
+            why = f"{fmt(spent)} of {fmt(self.kwh)} kWh spent"
         else:
             why = (
                 f"next epoch predicted {fmt(predicted)} kWh (max of last "
-                f"{min(self.lookback, len(known))}) would exceed {fmt(self.budget_kwh)} kWh "
+                f"{min(self.lookback, len(known))}) would exceed {fmt(self.kwh)} kWh "
                 f"({fmt(spent)} kWh spent)"
             )
         return Decision(True, self.name, f"budget: {why}")
 
 
 @dataclass(frozen=True)
-class Target:
+class Target(Watched, TargetParams):
     """Stop as soon as the metric reaches ``value`` (>= for max, <= for min)."""
 
-    value: float
-    metric: str = "teacher_f1"
-    mode: str = "max"
-    name: str = field(default="target", init=False)
-    requires_energy: bool = field(default=False, init=False)
+    name: ClassVar[str] = "target"
+    requires_energy: ClassVar[bool] = False
 
-    def check_config(self) -> None:
-        if self.value is None:
-            raise ConfigError("stop policy 'target' needs target_f1 (--target-f1)")
-        _check_metric(self.name, self.metric)
-        _check_mode(self.name, self.mode)
-        _check_number(self.name, "target", self.value, low=-math.inf, strict=True)
-        if self.metric.endswith("f1") and not 0.0 <= self.value <= 1.0:
-            hint = f"; for {self.value:g} % use {self.value / 100:g}" if self.value <= 100 else ""
-            raise ConfigError(
-                f"stop policy 'target': {self.metric} is a fraction in [0, 1], "
-                f"got target {self.value:g}{hint}")
+    def __post_init__(self) -> None:
+        _required(self.name, self.value, "a value: --target-f1 X or [stop.target] value")
+        check_fields(self, "stop policy 'target'")
+        v = float(self.value)  # type: ignore[arg-type]
+        if self.metric.endswith("f1") and not 0.0 <= v <= 1.0:
+            hint = f"; for {v:g} % use {v / 100:g}" if v <= 100 else ""
+            raise ConfigError(f"stop policy 'target': {self.metric} is a fraction in [0, 1], "
+                              f"got target {v:g}{hint}")
 
     def decide(self, history: History) -> Decision:
         for i, rec in enumerate(history):
@@ -211,36 +182,23 @@ class Target:
 
 
 @dataclass(frozen=True)
-class Marginal:
+class Marginal(Watched, MarginalParams):
     """Stop when the metric gain per kWh over the last ``window`` epochs is too small.
 
     gain = best over the whole history - best up to ``window`` epochs ago (sign
     flipped for mode min); energy = sum of ``energy_kwh`` over the last
-    ``window`` epochs. Stop when gain / energy < ``min_gain_per_kwh``. Units:
+    ``window`` epochs. Stop when gain / energy < ``min_f1_per_kwh``. Units:
     metric units per kWh; F1 as a fraction, so 0.1 means 0.1 F1 (10 points)
     per kWh. Decides only once ``window + 1`` epochs exist and after warm-up.
     """
 
-    min_gain_per_kwh: float
-    metric: str = "teacher_f1"
-    mode: str = "max"
-    window: int = 5
-    warmup_epochs: int = 0
-    name: str = field(default="marginal", init=False)
-    requires_energy: bool = field(default=True, init=False)
+    name: ClassVar[str] = "marginal"
+    requires_energy: ClassVar[bool] = True
 
-    def check_config(self) -> None:
-        if self.min_gain_per_kwh is None:
-            raise ConfigError("stop policy 'marginal' needs min_f1_per_kwh (--min-f1-per-kwh)")
-        _check_metric(self.name, self.metric)
-        _check_mode(self.name, self.mode)
-        _check_number(self.name, "min_f1_per_kwh", self.min_gain_per_kwh, low=0.0, strict=False)
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ConfigError(f"stop policy 'marginal': window = {self.window!r} must be >= 1")
-        if self.warmup_epochs < 0:
-            raise ConfigError(
-                f"stop policy 'marginal': warmup_epochs = {self.warmup_epochs!r} must be >= 0"
-            )
+    def __post_init__(self) -> None:
+        _required(self.name, self.min_f1_per_kwh,
+                  "a rate: --min-f1-per-kwh X or [stop.marginal] min_f1_per_kwh")
+        check_fields(self, "stop policy 'marginal'")
 
     def decide(self, history: History) -> Decision:
         n = len(history)
@@ -262,13 +220,13 @@ class Marginal:
             rate = gain / spent
         else:
             rate = math.inf if gain > 0 else 0.0
-        if rate >= self.min_gain_per_kwh:
+        if rate >= self.min_f1_per_kwh:
             return CONTINUE
         return Decision(
             True,
             self.name,
             f"marginal: {self.metric} gained {fmt(gain)} over the last {self.window} epochs "
-            f"for {fmt(spent)} kWh ({fmt(rate)} per kWh < {fmt(self.min_gain_per_kwh)})",
+            f"for {fmt(spent)} kWh ({fmt(rate)} per kWh < {fmt(self.min_f1_per_kwh)})",
         )
 
 
@@ -276,15 +234,14 @@ class Marginal:
 class MaxEpochs:
     """The fixed epoch cap (the paper trains 200 epochs); always present."""
 
-    n: int
-    name: str = field(default="max-epochs", init=False)
-    requires_energy: bool = field(default=False, init=False)
+    n: PositiveInt
+    name: ClassVar[str] = "max-epochs"
+    requires_energy: ClassVar[bool] = False
     # A cap, not a vote: it stops an AllOf on its own.
-    is_cap: bool = field(default=True, init=False)
+    is_cap: ClassVar[bool] = True
 
-    def check_config(self) -> None:
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
-            raise ConfigError(f"max epochs = {self.n!r} must be >= 1")
+    def __post_init__(self) -> None:
+        check_fields(self, "max epochs")
 
     def decide(self, history: History) -> Decision:
         if not history or epoch_number(history, len(history) - 1) < self.n:
@@ -298,19 +255,17 @@ def _is_cap(policy: Policy) -> bool:
 
 @dataclass(frozen=True)
 class _Combined:
-    """What any-of and all-of share: their children's energy needs and checks."""
+    """What any-of and all-of share: their children's energy needs and the check."""
 
     policies: Sequence[Policy]
+
+    def __post_init__(self) -> None:
+        if not self.policies:
+            raise ConfigError("stop: no policies to combine")
 
     @property
     def requires_energy(self) -> bool:
         return any(p.requires_energy for p in self.policies)
-
-    def check_config(self) -> None:
-        if not self.policies:
-            raise ConfigError("stop: no policies to combine")
-        for p in self.policies:
-            p.check_config()
 
 
 @dataclass(frozen=True)
@@ -318,8 +273,7 @@ class AnyOf(_Combined):
     """Stop when any policy says stop. ``policy`` is the first that fired, in
     order; ``reason`` lists every one that fired."""
 
-    policies: Sequence[Policy]
-    name: str = field(default="any", init=False)
+    name: ClassVar[str] = "any"
 
     def decide(self, history: History) -> Decision:
         fired = [d for d in (p.decide(history) for p in self.policies) if d.stop]
@@ -335,8 +289,7 @@ class AllOf(_Combined):
     A cap (MaxEpochs) is not a vote: it stops the run on its own.
     """
 
-    policies: Sequence[Policy]
-    name: str = field(default="all", init=False)
+    name: ClassVar[str] = "all"
 
     def decide(self, history: History) -> Decision:
         votes = [(p, p.decide(history)) for p in self.policies]
@@ -349,3 +302,4 @@ class AllOf(_Combined):
         return Decision(
             True, "+".join(d.policy for d in voters), "; ".join(d.reason for d in voters)
         )
+

@@ -10,31 +10,18 @@ module only feeds them logged epochs.
 
 from __future__ import annotations
 
-import copy
-import typing
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from greensed import runlog
-from greensed.config import StopConfig, update_section
+from greensed.config import StopConfig
 from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import RunLog
-from greensed.stopping import build_policy
+from greensed.stopping import build_policy, parse_spec
 from greensed.study.runs import DEFAULT_METRIC, check_by, group_key, run_total_kwh, sort_key
 from greensed.study.tables import Table, decimals_for
-
-# Short keys of the --policy mini-syntax; any StopConfig field name works too.
-_ALIASES = {
-    "kwh": "budget_kwh",
-    "budget": "budget_kwh",
-    "f1": "target_f1",
-    "target": "target_f1",
-    "window": "marginal_window",
-    "warmup": "warmup_epochs",
-    "rate": "min_f1_per_kwh",
-}
 
 
 @dataclass
@@ -44,60 +31,24 @@ class NamedPolicy:
 
 
 def parse_policy_spec(spec: str, base: StopConfig | None = None) -> NamedPolicy:
-    """``"plateau:patience=5,min_delta=0.005"`` -> a StopConfig with that policy.
-
-    Form: ``NAMES[:KEY=VALUE,...]``; NAMES is one policy or several joined by
-    ``+`` (combined with ``combine``, default any). Keys are StopConfig fields
-    or the short forms kwh, f1, window, warmup, rate. ``base`` gives defaults
-    (e.g. ``--metric``).
-    """
-    names_part, _, params = spec.partition(":")
-    names = [n.strip() for n in names_part.split("+") if n.strip()]
-    if not names:
-        raise ConfigError(f"--policy {spec!r}: no policy name (e.g. 'plateau:patience=5')")
-    cfg = copy.deepcopy(base) if base is not None else StopConfig()
-    cfg.policies = names
-    values: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in params.split(","))):
-        key, eq, raw = item.partition("=")
-        if not eq or not key.strip() or not raw.strip():
-            raise ConfigError(f"--policy {spec!r}: {item!r} is not KEY=VALUE")
-        key = _ALIASES.get(key.strip(), key.strip())
-        values[key] = _parse_value(raw.strip(), key)
-    update_section(cfg, values, f"--policy {spec!r}")
-    return NamedPolicy(spec, cfg)
-
-
-def _parse_value(raw: str, key: str) -> Any:
-    hint = typing.get_type_hints(StopConfig).get(key)
-    if hint is str or raw.isidentifier():
-        return raw
-    try:
-        return int(raw)
-    except ValueError:
-        pass
-    try:
-        return float(raw)
-    except ValueError:
-        return raw  # update_section reports the wrong type, naming the key
+    """``"plateau:patience=5,min_delta=0.005"`` -> that policy, labelled by its spec
+    (the syntax: greensed.stopping.parse_spec)."""
+    return NamedPolicy(spec, parse_spec(spec, base))
 
 
 def describe(cfg: StopConfig) -> str:
-    """A short label for a StopConfig built from flags (not from a spec)."""
+    """A short label for a StopConfig built from flags (not from a spec): each policy
+    with its key parameter and any other that is not its default."""
     parts = []
     for name in cfg.policies:
-        if name == "plateau":
-            parts.append(f"plateau:patience={cfg.patience}"
-                         + (f",min_delta={cfg.min_delta:g}" if cfg.min_delta else ""))
-        elif name == "budget":
-            parts.append(f"budget:kwh={cfg.budget_kwh:g}")
-        elif name == "target":
-            parts.append(f"target:f1={cfg.target_f1:g}")
-        elif name == "marginal":
-            parts.append(f"marginal:min_f1_per_kwh={cfg.min_f1_per_kwh:g},"
-                         f"window={cfg.marginal_window}")
-        else:
+        params = getattr(cfg, name, None)
+        if params is None:
             parts.append(name)
+            continue
+        fs = dataclasses.fields(params)
+        shown = [f"{f.name}={getattr(params, f.name):g}" for i, f in enumerate(fs)
+                 if i == 0 or getattr(params, f.name) != f.default]
+        parts.append(f"{name}:" + ",".join(shown))
     joiner = " + " if cfg.combine == "any" else " & "
     return joiner.join(parts) or "max-epochs"
 

@@ -12,18 +12,18 @@ import torch
 
 from greensed import config as C
 from greensed import runlog
-from greensed.data.desed import load_dataset
+from greensed.data.desed import load_run_dataset
 from greensed.data.spec import CLASSES, OUT_FRAME_S
 from greensed.energy import make_meter
+from greensed.energy.base import MeterWindow
 from greensed.errors import GreensedError
-from greensed.metrics.events import Events, decode
-from greensed.metrics.intersection import intersection_f1
+from greensed.metrics.events import Events
 from greensed.metrics.psds import psds_scores
 from greensed.model.crnn import CRNN
 from greensed.runlog import RunDir
 from greensed.train.checkpoint import load_checkpoint
 from greensed.train.group import resolve_device
-from greensed.train.validate import predict
+from greensed.train.validate import predict, score_events
 
 
 def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None = None,
@@ -37,7 +37,8 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
         raise GreensedError(f"{run.root}: not a run directory (no {run.config.name})")
     cfg = C.from_toml_text(text, str(run.config))
     if data is not None:
-        cfg.data.path = data
+        cfg = C.override(cfg, {"data": {"path": str(Path(data).expanduser().resolve())}},
+                         "--data")
     ck = load_checkpoint(run.best)
     # The model the stopping metric watched (teacher_f1 -> teacher) unless told.
     which = model or ("student" if str(ck.get("metric", "")).startswith("student") else "teacher")
@@ -47,29 +48,23 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
     net = CRNN(n_classes=len(CLASSES), n_mels=cfg.features.n_mels)
     net.load_state_dict(ck[which])
     net.to(dev)
-    ds = load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
-                      preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
-                      skip_bad_audio=cfg.data.skip_bad_audio, progress=progress)
+    ds = load_run_dataset(cfg, progress=progress)
     val = ds.validation
     meter = make_meter(meter_spec or cfg.meter.spec, device=str(dev),
                        tracking_mode=cfg.meter.tracking_mode)
     meter.start()
-    meter.begin_window()
     try:
-        mels = torch.from_numpy(np.array(val.mels)).to(dev)  # a writable copy of the memmap
-        strong, _ = predict(net, mels)
-        probs = strong.float().cpu().numpy()
-        truth = Events.from_tuples(val.events or [])
-        f1 = intersection_f1(
-            decode(probs, threshold=cfg.eval.threshold, median_window=cfg.eval.median_window,
-                   frame_s=OUT_FRAME_S, clip_s=cfg.features.clip_s),
-            truth, n_classes=len(CLASSES), durations_s=cfg.features.clip_s,
-            dtc=cfg.eval.dtc, gtc=cfg.eval.gtc, cttc=cfg.eval.cttc)
-        scores = psds_scores(probs, truth, list(val.files), list(CLASSES),
-                             durations_s=cfg.features.clip_s,
-                             median_window=cfg.eval.median_window, frame_s=OUT_FRAME_S)
+        with MeterWindow(meter) as window:
+            mels = torch.from_numpy(np.array(val.mels)).to(dev)  # a writable copy of the memmap
+            strong, _ = predict(net, mels, precision=cfg.train.precision)
+            probs = strong.float().cpu().numpy()
+            truth = Events.from_tuples(val.events or [])
+            f1 = score_events(probs, truth, cfg)
+            scores = psds_scores(probs, truth, list(val.files), list(CLASSES),
+                                 durations_s=cfg.features.clip_s,
+                                 median_window=cfg.eval.median_window, frame_s=OUT_FRAME_S)
+            reading = window.end()
     finally:
-        reading = meter.end_window()
         meter.close()
     result = {
         "schema": runlog.SCHEMA_VERSION, "model": which, "checkpoint_epoch": ck.get("epoch"),

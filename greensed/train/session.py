@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from greensed import config as C
-from greensed.data.desed import Dataset, load_dataset
+from greensed.data.desed import Dataset, load_run_dataset
 from greensed.data.spec import CLASSES
 from greensed.energy import Meter, Reading
 from greensed.errors import GreensedError
@@ -66,7 +66,7 @@ class Session:
 
     @property
     def rampup_steps(self) -> int:
-        return int(self.cfg.train.warmup_epochs * self.n_steps)
+        return int(self.cfg.train.rampup_epochs * self.n_steps)
 
     @property
     def config_toml(self) -> str:
@@ -118,7 +118,7 @@ class Session:
         methods: dict[str, str] = {}
         for r in h:
             methods.update(r.energy_methods)
-        budget = sc.budget_kwh
+        budget = sc.budget.kwh if "budget" in sc.policies else None
         return Summary(
             status=end.status, stop_reason=end.reason, stop_policy=end.policy,
             epochs=len(h), stop_epoch=len(h), best_epoch=best.epoch if best else None,
@@ -181,9 +181,7 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
 
 def _load(group: Group, cfg: C.RunConfig, report: Reporter) -> Dataset:
     def load() -> Dataset:
-        return load_dataset(cfg.data.path, cfg.features, cache_dir=cfg.data.cache_dir,
-                            preset=cfg.data.preset, synth_seed=cfg.data.synth_seed,
-                            skip_bad_audio=cfg.data.skip_bad_audio, progress=report)
+        return load_run_dataset(cfg, progress=report)
 
     # Rank 0 first: it fills the feature cache, the other ranks then only read it.
     ds = group.on_main(load)

@@ -14,7 +14,7 @@ from greensed.data.desed import Subset
 from greensed.data.features import to_model_input
 from greensed.data.spec import CLASSES, OUT_FRAME_S
 from greensed.metrics.events import Events, decode
-from greensed.metrics.intersection import intersection_f1
+from greensed.metrics.intersection import F1Result, intersection_f1
 from greensed.metrics.weak import weak_f1
 from greensed.train.step import autocast
 
@@ -47,6 +47,18 @@ def validation_tensors(subset: Subset, device: torch.device) -> dict[str, Any]:
     }
 
 
+def score_events(probs: np.ndarray, events: Events, cfg: C.RunConfig,
+                 durations_s: np.ndarray | float | None = None) -> F1Result:
+    """Frame probabilities [N, C, T'] -> events (threshold, median filter) -> intersection
+    F1 against ``events`` with the run's DTC/GTC/CTTC (docs/metrics.md)."""
+    ec = cfg.eval
+    det = decode(probs, threshold=ec.threshold, median_window=ec.median_window,
+                 frame_s=OUT_FRAME_S, clip_s=cfg.features.clip_s)
+    return intersection_f1(det, events, n_classes=len(CLASSES),
+                           durations_s=cfg.features.clip_s if durations_s is None else durations_s,
+                           dtc=ec.dtc, gtc=ec.gtc, cttc=ec.cttc)
+
+
 def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
              cfg: C.RunConfig) -> dict[str, Any]:
     """Metrics for both models; the keys are those of docs/runlog.md."""
@@ -55,12 +67,7 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
     for name, model in (("student", student), ("teacher", teacher)):
         strong, weak = predict(model, val["mels"], precision=cfg.train.precision)
         out[f"{name}_loss_strong"] = F.binary_cross_entropy(strong, val["strong"]).item()
-        probs = strong.float().cpu().numpy()
-        det = decode(probs, threshold=ec.threshold, median_window=ec.median_window,
-                     frame_s=OUT_FRAME_S, clip_s=cfg.features.clip_s)
-        res = intersection_f1(det, val["events"], n_classes=len(CLASSES),
-                              durations_s=cfg.features.clip_s, dtc=ec.dtc, gtc=ec.gtc,
-                              cttc=ec.cttc)
+        res = score_events(strong.float().cpu().numpy(), val["events"], cfg)
         out[f"{name}_f1"] = float(res.macro_f1)
         out[f"{name}_class_f1"] = [float(v) for v in res.f1]
         w_macro, _ = weak_f1(weak.float().cpu().numpy(), val["weak"], threshold=ec.threshold)

@@ -1,0 +1,5 @@
+"""``python -m greensed.cli ...``: the same as the ``greensed`` command."""
+
+from greensed.cli import main
+
+main()

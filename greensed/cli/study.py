@@ -1,0 +1,190 @@
+"""`greensed reproduce`, `report`, `replay`, `status` and `evaluate`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from greensed.cli.app import app, emit_tables, fail
+from greensed.cli.options import (
+    BudgetOpt,
+    CombineOpt,
+    MinDeltaOpt,
+    ModeOpt,
+    PatienceOpt,
+    RateOpt,
+    StopOpt,
+    TargetOpt,
+    WarmupOpt,
+    WindowOpt,
+)
+from greensed.stopping.params import DEFAULT_METRIC
+from greensed.study.report import TARGET_F1
+
+# --- study commands (reproduce, report, replay, evaluate, status) ------------
+
+
+@app.command("reproduce")
+def reproduce_cmd(
+    grid_recipe: Path = typer.Argument(..., help="Grid recipe TOML (e.g. recipes/paper/grid.toml)."),
+    data: Path | None = typer.Option(None, help="DESED root or dataset TOML for every cell (overrides data.path)."),
+    out: Path | None = typer.Option(None, help="Output folder; cells go to OUT/<batch>/<seed>/ (default runs/<grid name>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and what would happen (skip/resume/start); run nothing."),
+    launcher: str = typer.Option("local", help="local | slurm"),
+    max_parallel: int | None = typer.Option(None, help="Cells at once (local: subprocesses; slurm: array parallelism)."),
+    partition: str | None = typer.Option(None, help="SLURM partition."),
+    gpus_per_run: int | None = typer.Option(None, help="SLURM: GPUs per cell."),
+    cpus_per_run: int | None = typer.Option(None, help="CPUs (threads) per cell."),
+    time_min: int | None = typer.Option(None, help="SLURM time limit per job in minutes (a cell that runs longer is requeued and resumed)."),
+    meter: str | None = typer.Option(None, help="Meter for every cell: auto | codecarbon | nvml | constant:WATTS"),
+    epochs: int | None = typer.Option(None, help="Epoch cap for every cell."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="slurm: follow the jobs to the end, or submit and return."),
+) -> None:
+    """Run every cell of a grid recipe (finished cells are skipped, unfinished ones resumed)."""
+    from greensed.launch import reproduce
+    from greensed.launch.plan import resolve_resources
+    from greensed.study.status import status_table
+
+    res = resolve_resources(grid_recipe, partition=partition, gpus_per_run=gpus_per_run,
+                            cpus_per_run=cpus_per_run, time_min=time_min,
+                            max_parallel=max_parallel)
+    t0 = time.monotonic()
+    result = reproduce(grid_recipe, out=out, data=str(data) if data else None, epochs=epochs,
+                       meter=meter, launcher=launcher, resources=res, dry_run=dry_run,
+                       wait=wait, report=typer.echo)
+    if dry_run:
+        return
+    typer.echo("")
+    emit_tables([status_table([result.out])], "table")
+    failed = result.failed
+    typer.echo(f"\n{len(result.plans)} cells in {time.monotonic() - t0:.0f} s"
+               + (f"; {len(failed)} failed: " + ", ".join(o.plan.label for o in failed)
+                  if failed else ""))
+    if failed:
+        raise typer.Exit(1)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command("report")
+def report_cmd(
+    run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
+    by: str = typer.Option("batch", "--by", help="Group runs by batch, hardware or recipe."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+    out: str = typer.Option("report", "--out", help="Folder for the PNG plots and CSV tables."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Epoch metric used as F1."),
+    target_f1: float = typer.Option(TARGET_F1, "--target-f1", help="Fixed F1 level (fraction)."),
+    reference: list[str] = typer.Option(
+        None, "--reference", help="Reference (baseline) run on the same hardware; repeatable."),
+    reference_kwh: float = typer.Option(
+        None, "--reference-kwh", help="Reference energy in kWh, for every run."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots to --out."),
+) -> None:
+    """Tables 1 and 2 of the paper (mean ± std per group), plots and CSVs."""
+    from pathlib import Path
+
+    from greensed.study import report as rp
+    from greensed.study.tables import render
+
+    if reference and reference_kwh is not None:
+        fail("give --reference RUN_DIR or --reference-kwh X, not both")
+    rep = rp.build_report(run_dirs, by=by, metric=metric, target_f1=target_f1,
+                          reference_dirs=reference or (), reference_kwh=reference_kwh)
+    for w in rep.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    tables = rp.tables(rep, target_f1)
+    emit_tables(tables, fmt)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = ["table1.csv", "table2.csv", "normalised.csv"]
+    for name, table in zip(names, tables, strict=False):
+        (out_dir / name).write_text(render(table, "csv"))
+    (out_dir / "runs.csv").write_text(render(rp.runs_table(rep), "csv"))
+    written = [out_dir / n for n in names[: len(tables)]] + [out_dir / "runs.csv"]
+    if plots:
+        from greensed.study.plots import plot_runs
+
+        written += plot_runs(rep, out_dir)
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+
+
+@app.command("replay")
+def replay_cmd(
+    run_dirs: list[str] = typer.Argument(..., help="Full-run directories, or folders of them."),
+    stop: StopOpt = None,
+    patience: PatienceOpt = None,
+    min_delta: MinDeltaOpt = None,
+    warmup: WarmupOpt = None,
+    budget_kwh: BudgetOpt = None,
+    target_f1: TargetOpt = None,
+    min_f1_per_kwh: RateOpt = None,
+    window: WindowOpt = None,
+    combine: CombineOpt = None,
+    mode: ModeOpt = None,
+    policy: list[str] = typer.Option(
+        None, "--policy",
+        help="Another policy to compare, e.g. 'plateau:patience=5' or 'budget:kwh=0.3'; "
+             "repeatable."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Metric the policies and F1 use."),
+    by: str = typer.Option("all", "--by", help="Aggregate by all, batch, hardware or recipe."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+    per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Show the per-run table."),
+) -> None:
+    """Apply stopping policies offline to full-run logs: energy saved vs F1 lost."""
+    from greensed.config import StopConfig
+    from greensed.stopping import stop_flags
+    from greensed.study import replay as rpl
+
+    policies = []
+    flags = dict(patience=patience, min_delta=min_delta, budget_kwh=budget_kwh,
+                 target_f1=target_f1, min_f1_per_kwh=min_f1_per_kwh, warmup=warmup,
+                 combine=combine, mode=mode, window=window)
+    if stop or any(v is not None for v in flags.values()):
+        cfg = stop_flags(StopConfig(metric=metric), stop=stop, **flags)
+        policies.append(rpl.NamedPolicy(rpl.describe(cfg), cfg))
+    for spec in policy or []:
+        policies.append(rpl.parse_policy_spec(spec, StopConfig(metric=metric)))
+    results, warnings = rpl.replay(run_dirs, policies, metric=metric, by=by)
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    tables = ([rpl.per_run_table(results)] if per_run else []) + [
+        rpl.summary_table(results, by)]
+    emit_tables(tables, fmt)
+
+
+@app.command("status")
+def status_cmd(
+    run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Epoch metric shown as F1."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+) -> None:
+    """Where each run stands: state, epochs done, best and last F1, energy so far."""
+    from greensed.study.status import status_table
+
+    emit_tables([status_table(run_dirs, metric)], fmt)
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory with checkpoints/best.pt"),
+    data: Path | None = typer.Option(None, help="Evaluate on this dataset's validation set instead"),
+    model: str | None = typer.Option(None, help="student | teacher (default: the model the stopping metric watched)"),
+    meter: str | None = typer.Option(None, help="Meter for the evaluation's own energy"),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+) -> None:
+    """PSDS1, PSDS2 (sed_scores_eval) and intersection F1 of the best checkpoint."""
+    from greensed.runlog import RunDir
+    from greensed.train.evaluate import evaluate as run_eval
+
+    res = run_eval(run_dir, data=str(data) if data else None, model=model, meter_spec=meter,
+                   device=device, progress=lambda line: typer.echo(line, err=True))
+    e = res["eval_energy"]
+    energy = f"{e['energy_kwh'] * 1000:.3f} Wh" if e.get("energy_kwh") is not None else e.get("energy_status")
+    typer.echo(f"{run_dir} ({res['model']}, epoch {res['checkpoint_epoch']}, {res['n_clips']} clips): "
+               f"PSDS1 {res['psds1']:.3f} | PSDS2 {res['psds2']:.3f} | intersection F1 "
+               f"{res['f1']:.3f} (DTC/GTC from the run's config; no-TP class = 0) | "
+               f"evaluation energy {energy} in {e['duration_s']:.1f} s -> {RunDir(run_dir).psds}")
+
+
