@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.greensed-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check greensed tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The everyday inner loop: everything that neither trains nor spawns (< 1 min on 2 cores).
+test-fast: $(STAMP)
+	$(BIN)/ruff check greensed tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

@@ -1,4 +1,5 @@
-"""The benchmark scripts run (tiny sizes, CPU): they must not rot between GPU loans."""
+"""The benchmark scripts run (tiny sizes, CPU): they must not rot between runs on a GPU
+machine."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 
 def test_epoch_bench_runs_on_cpu(tmp_path):

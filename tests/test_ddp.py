@@ -60,7 +60,8 @@ def ddp_config(dataset: Path, cache: Path, epochs: int):
     return tweak(cfg, **{"train.batch_size": 8, "train.max_steps_per_epoch": 1})
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

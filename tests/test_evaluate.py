@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import quiet, tiny_config
 
 from greensed.train.evaluate import evaluate
 from greensed.train.loop import train
+
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 
 def test_evaluate_best_checkpoint_writes_psds(tiny_dataset, tmp_path):

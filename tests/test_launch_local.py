@@ -22,6 +22,10 @@ from greensed.launch.grid import load_grid
 from greensed.launch.plan import prepare, resolve_resources, slurm_table
 from greensed.study.status import status_table
 
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
+
 
 def _cli(*args: str) -> tuple[int, str]:
     res = CliRunner().invoke(app, ["reproduce", *args])
@@ -75,7 +79,6 @@ def test_slurm_table_and_flags(tmp_path: Path) -> None:
         resolve_resources(grid, max_parallel=0)
 
 
-@pytest.mark.slow
 def test_sequential_failing_cell_then_rerun_skips_finished(tiny_dataset: Path,
                                                            tmp_path: Path) -> None:
     grid = write_grid(tmp_path, tiny_dataset, seeds=[1], epochs=2, bad_cell=True)
@@ -97,7 +100,6 @@ def test_sequential_failing_cell_then_rerun_skips_finished(tiny_dataset: Path,
     assert (out / "4" / "1" / "summary.json").stat().st_mtime_ns == mtime
 
 
-@pytest.mark.slow
 def test_parallel_runs_cells_side_by_side(tiny_dataset: Path, tmp_path: Path) -> None:
     grid = write_grid(tmp_path, tiny_dataset, seeds=[1, 2], epochs=1)
     out = tmp_path / "runs"
@@ -114,7 +116,6 @@ def test_parallel_runs_cells_side_by_side(tiny_dataset: Path, tmp_path: Path) ->
     assert "epoch   1" in (out / "4" / "1" / "launch.log").read_text()
 
 
-@pytest.mark.slow
 def test_killed_cell_is_resumed(tiny_dataset: Path, tmp_path: Path) -> None:
     grid = write_grid(tmp_path, tiny_dataset, seeds=[1], epochs=4)
     out = tmp_path / "runs"

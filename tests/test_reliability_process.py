@@ -45,7 +45,8 @@ main()
 """
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from greensed.train import step as step_mod
 from greensed.train.loop import train
 from greensed.train.validate import METRICS
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def one_step_config(dataset: Path, cache: Path, epochs: int):

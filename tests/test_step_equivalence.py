@@ -17,6 +17,10 @@ from greensed.model.teacher import make_teacher
 from greensed.train.reference import reference_step
 from greensed.train.step import Batch, optimize, ramp
 
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
+
 
 def _batch(n_strong: int = 2, n_weak: int = 2, n_unlab: int = 4):
     g = torch.Generator().manual_seed(0)

@@ -18,6 +18,10 @@ from greensed.errors import ConfigError, GreensedError
 from greensed.train.batches import batch_composition, epoch_batches
 from greensed.train.loop import train
 
+# Trains or spawns trainers: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
+
 
 def test_two_epoch_run_log(tiny_dataset, tmp_path):
     run = tmp_path / "run"
