@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import ndtr
+from scipy.stats import truncnorm
 
 # Fewer points than this: no forecast (4 parameters need n >= k + 2 for AICc).
 MIN_POINTS = 6
@@ -291,7 +292,7 @@ def _predict(fit: FamilyFit, weight: float, last: int, horizon: int) -> _Predict
 
 
 def _prob_above(mean: float, var: float, level: float, low: float, high: float) -> float:
-    """P(X > level) for X ~ N(mean, var) cut to [low, high] (untruncated if low = -inf)."""
+    """P(X > level) for X ~ N(mean, var) cut to [low, high] (untruncated if infinite)."""
     if var <= 0.0:
         return float(mean > level)
     sd = math.sqrt(var)
@@ -299,7 +300,24 @@ def _prob_above(mean: float, var: float, level: float, low: float, high: float) 
     if hi - lo <= 0.0:  # all its mass far outside [low, high]: at the nearer bound
         return float((high if mean > high else low) > level)
     at = ndtr((min(max(level, low), high) - mean) / sd)
-    return float((hi - at) / (hi - lo))
+    return float(np.clip((hi - at) / (hi - lo), 0.0, 1.0))
+
+
+def _unit_moments(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of N(mean, var) cut to [0, 1], elementwise (scipy's truncnorm).
+
+    A family with a huge variance (an asymptote the data do not pin down) then
+    says "anywhere in [0, 1]" (variance at most 1/12) instead of +- 7.
+    """
+    m, v = mean.astype(float).copy(), np.zeros_like(mean, dtype=float)
+    wide = var > 0.0
+    if np.any(wide):
+        sd = np.sqrt(var[wide])
+        tm, tv = truncnorm.stats((0.0 - mean[wide]) / sd, (1.0 - mean[wide]) / sd,
+                                 loc=mean[wide], scale=sd, moments="mv")
+        m[wide], v[wide] = tm, tv
+    ok = np.isfinite(m) & np.isfinite(v)  # mass far outside [0, 1]: the point value
+    return np.where(ok, m, mean), np.where(ok, np.maximum(v, 0.0), 0.0)
 
 
 @dataclass(frozen=True)
@@ -307,15 +325,18 @@ class CurveForecast:
     """The ensemble's forecast of a curve at a horizon epoch.
 
     Values are of the fitted (noise-free) curve: one later epoch scatters
-    around it by about ``noise_std`` more. ``now_mean`` is the fitted value at
-    the last observed epoch; ``value_*`` at the horizon; ``best_*`` the best
-    fitted value up to the horizon (for these non-decreasing families, the
-    value at the horizon, but the policies ask for the best); ``gain_mean`` =
-    best - now. Means are Akaike-weighted averages of the families' fitted
-    values (Burnham & Anderson, eq. 4.1); ``value_std`` is the standard
-    deviation of the weighted mixture of their normal predictions, so it counts
-    the disagreement between families too. When ``meaningful`` is False,
-    ``why`` says why and the numbers are NaN.
+    around it by about ``noise_std`` more.
+
+    - ``curve``: the Akaike-weighted average of the families' fitted curves
+      (Burnham & Anderson, eq. 4.1) at epochs ``last_epoch`` .. ``horizon``;
+      ``now_mean`` is its first value, ``gain_mean`` its last minus its first.
+    - ``value_mean``, ``value_std``: mean and standard deviation at the horizon
+      of the Akaike-weighted mixture of the families' normal predictions, each
+      cut to [0, 1]; the spread counts the families' disagreement too.
+    - ``best_mean``, ``best_std``: the same for the best value up to the
+      horizon, which for these non-decreasing families is the value there.
+
+    When ``meaningful`` is False, ``why`` says why and the numbers are NaN.
     """
 
     meaningful: bool
@@ -328,6 +349,7 @@ class CurveForecast:
     value_std: float = math.nan
     gain_mean: float = math.nan
     noise_std: float = math.nan
+    curve: tuple[float, ...] = ()
     # (family name, Akaike weight) of the families that fitted; the weights sum to 1.
     weights: tuple[tuple[str, float], ...] = ()
     _predictions: tuple[_Prediction, ...] = ()
@@ -387,23 +409,26 @@ def _forecast(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
         return _not_meaningful("constant values, no trend to extrapolate", n, last, horizon)
     fits = [f for f in (fit_family(fam, x, y) for fam in FAMILIES) if f is not None]
     weights = akaike_weights([f.aicc for f in fits]) if fits else np.zeros(0)
-    preds = [(f, _predict(f, float(w), last, horizon)) for f, w in zip(fits, weights, strict=True)]
-    kept = [(f, p) for f, p in preds if p is not None]
+    kept = [(f, p) for f, w in zip(fits, weights, strict=True)
+            if (p := _predict(f, float(w), last, horizon)) is not None]
     if not kept:
         return _not_meaningful("no curve family could be fitted", n, last, horizon)
     # Renormalised over the families whose prediction is finite.
     total = math.fsum(p.weight for _, p in kept)
-    preds_n = tuple(
+    preds = tuple(
         _Prediction(p.weight / total, p.now, p.at_horizon, p.var_now, p.var_horizon, p.cov)
         for _, p in kept
     )
-    w = np.array([p.weight for p in preds_n])
-    now = np.array([p.now for p in preds_n])
-    at_h = np.array([p.at_horizon for p in preds_n])
-    var_h = np.array([p.var_horizon for p in preds_n])
-    best = np.maximum(at_h, now)  # non-decreasing families: only guards rounding
-    mean = float(w @ best)
-    mixture_var = float(w @ (var_h + (best - mean) ** 2))
+    w = np.array([p.weight for p in preds])
+    grid = np.arange(last, horizon + 1, dtype=float)
+    with np.errstate(all="ignore"):
+        curves = np.clip(np.stack([f.family.fn(grid, *f.params) for f, _ in kept]), 0.0, 1.0)
+    curve = w @ curves
+    # Non-decreasing families: the best up to the horizon is the value there.
+    mean_h, var_h = _unit_moments(np.array([p.at_horizon for p in preds]),
+                                  np.array([p.var_horizon for p in preds]))
+    mean = float(w @ mean_h)
+    mixture_var = float(w @ (var_h + (mean_h - mean) ** 2))
     top = max(kept, key=lambda fp: fp[1].weight)[0]
     return CurveForecast(
         meaningful=True,
@@ -411,13 +436,14 @@ def _forecast(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
         n_points=n,
         last_epoch=last,
         horizon=horizon,
-        now_mean=float(w @ now),
+        now_mean=float(curve[0]),
         value_mean=mean,
         value_std=math.sqrt(max(mixture_var, 0.0)),
-        gain_mean=float(w @ (best - now)),
+        gain_mean=float(curve[-1] - curve[0]),
         noise_std=math.sqrt(top.rss / max(n - top.family.n_params, 1)),
-        weights=tuple((f.family.name, p.weight) for (f, _), p in zip(kept, preds_n, strict=True)),
-        _predictions=preds_n,
+        curve=tuple(float(v) for v in curve),
+        weights=tuple((f.family.name, p.weight) for (f, _), p in zip(kept, preds, strict=True)),
+        _predictions=preds,
     )
 
 
