@@ -394,6 +394,14 @@ def _not_meaningful(why: str, n: int, last: int, horizon: int) -> CurveForecast:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
+def _fits(epochs: tuple[float, ...], values: tuple[float, ...]) -> tuple[FamilyFit, ...]:
+    """Every family's fit; memoized apart from the horizon, which only the prediction reads."""
+    x = np.asarray(epochs, dtype=float)
+    y = np.asarray(values, dtype=float)
+    return tuple(f for f in (fit_family(fam, x, y) for fam in FAMILIES) if f is not None)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def _forecast(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int) -> CurveForecast:
     x = np.asarray(epochs, dtype=float)
     y = np.asarray(values, dtype=float)
@@ -407,7 +415,7 @@ def _forecast(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
         return _not_meaningful("values outside [0, 1]", n, last, horizon)
     if np.ptp(y) == 0.0:
         return _not_meaningful("constant values, no trend to extrapolate", n, last, horizon)
-    fits = [f for f in (fit_family(fam, x, y) for fam in FAMILIES) if f is not None]
+    fits = _fits(epochs, values)
     weights = akaike_weights([f.aicc for f in fits]) if fits else np.zeros(0)
     kept = [(f, p) for f, w in zip(fits, weights, strict=True)
             if (p := _predict(f, float(w), last, horizon)) is not None]
@@ -471,5 +479,6 @@ def forecast_curve(
 
 
 def clear_cache() -> None:
-    """Forget memoized forecasts (tests, and a long-lived process that wants memory back)."""
+    """Forget memoized fits and forecasts (tests; a long process wanting memory back)."""
     _forecast.cache_clear()
+    _fits.cache_clear()

@@ -44,13 +44,15 @@ def _curve(history: History, metric: str, horizon: int, warmup_epochs: int = 0) 
 
 
 def _recent_median(history: History, key: str, window: int) -> float | None:
-    """Median of the finite ``key`` readings among the last ``window`` records.
+    """Median of the finite ``key`` readings among the last ``window`` records
+    (``energy_kwh`` or ``duration_s``, each through its base.py reader).
 
     The median, not the mean or the maximum: the remaining epochs are typical
     ones, and one epoch slowed by a busy neighbour (2-3x on shared cores) or a
     null reading should not move the estimate.
     """
-    readings = [v for v in (finite_energy(r, key) for r in history[-window:]) if v is not None]
+    read = finite_energy if key.endswith("_kwh") else finite_metric
+    readings = [v for v in (read(r, key) for r in history[-window:]) if v is not None]
     return statistics.median(readings) if readings else None
 
 
