@@ -99,6 +99,25 @@ def test_every_family_is_non_decreasing_within_its_bounds(family):
         assert np.all(np.diff(y) >= -1e-12), p
 
 
+@pytest.mark.parametrize("family", FAMILIES, ids=FAMILY_NAMES)
+def test_analytic_jacobians_match_central_differences(family):
+    rng = np.random.default_rng(9)
+    lo, hi = np.asarray(family.lower), np.asarray(family.upper)
+    x = np.array([1.0, 2.0, 7.0, 30.0, 200.0])
+    for _ in range(20):
+        # Inside the bounds, away from them by more than the step.
+        p = lo + (hi - lo) * (0.05 + 0.9 * rng.random(len(lo)))
+        jac = family.jac(x, *p)
+        assert jac.shape == (len(x), len(p))
+        for j in range(len(p)):
+            h = 1e-6 * max(abs(p[j]), 1.0)
+            up, down = p.copy(), p.copy()
+            up[j] += h
+            down[j] -= h
+            diff = (family.fn(x, *up) - family.fn(x, *down)) / (2 * h)
+            np.testing.assert_allclose(jac[:, j], diff, rtol=1e-4, atol=1e-7)
+
+
 def test_janoschek_and_weibull_are_one_family_and_predict_alike():
     """The delta method does not depend on the parametrisation (why it was chosen)."""
     y = noisy("weibull", 3, sd=0.02)[:15]

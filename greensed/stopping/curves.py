@@ -58,13 +58,15 @@ Curve = Callable[..., np.ndarray]
 
 @dataclass(frozen=True)
 class Family:
-    """A curve family: ``fn(x, *params)``, its bounds and a starting point from data.
+    """A curve family: ``fn(x, *params)``, its Jacobian ``jac(x, *params)`` (shape
+    (len(x), k)), its bounds and a starting point from data.
 
     ``asymptote`` gives the limit for x -> infinity from the parameters.
     """
 
     name: str
     fn: Curve
+    jac: Curve
     lower: tuple[float, ...]
     upper: tuple[float, ...]
     start: Callable[[np.ndarray, np.ndarray], tuple[float, ...]]
@@ -122,6 +124,55 @@ def _ilog2(x: np.ndarray, c: float, a: float) -> np.ndarray:
     return c - a / np.log(x + 1.0)
 
 
+# Analytic Jacobians: curve_fit would otherwise difference each parameter at
+# every iteration, a fifth of a fit's time (tested against differences).
+
+
+def _cols(x: np.ndarray, *cols: np.ndarray | float) -> np.ndarray:
+    return np.stack([np.broadcast_to(c, np.shape(x)) for c in cols], axis=-1)
+
+
+def _pow3_jac(x: np.ndarray, c: float, a: float, alpha: float) -> np.ndarray:
+    t = x ** (-alpha)
+    return _cols(x, 1.0, -t, a * t * np.log(x))
+
+
+def _log_power_jac(x: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    lx = np.log(x) - b
+    u = np.exp(-c * lx)
+    q = a * u / (1.0 + u) ** 2
+    return _cols(x, 1.0 / (1.0 + u), -c * q, lx * q)
+
+
+def _exp3_jac(x: np.ndarray, c: float, a: float, b: float) -> np.ndarray:
+    e = np.exp(-b * x)
+    return _cols(x, 1.0, -e, a * x * e)
+
+
+def _janoschek_jac(x: np.ndarray, alpha: float, d: float, kappa: float,
+                   delta: float) -> np.ndarray:
+    xd = x**delta
+    e = np.exp(-kappa * xd)
+    return _cols(x, 1.0, -e, d * xd * e, d * kappa * xd * np.log(x) * e)
+
+
+def _weibull_jac(x: np.ndarray, alpha: float, d: float, kappa: float,
+                 delta: float) -> np.ndarray:
+    v = (kappa * x) ** delta
+    e = np.exp(-v)
+    return _cols(x, 1.0, -e, d * e * delta * v / kappa, d * e * v * np.log(kappa * x))
+
+
+def _mmf_jac(x: np.ndarray, alpha: float, d: float, kappa: float, delta: float) -> np.ndarray:
+    v = (kappa * x) ** delta
+    q = d / (1.0 + v) ** 2
+    return _cols(x, 1.0, -1.0 / (1.0 + v), q * delta * v / kappa, q * v * np.log(kappa * x))
+
+
+def _ilog2_jac(x: np.ndarray, c: float, a: float) -> np.ndarray:
+    return _cols(x, 1.0, -1.0 / np.log(x + 1.0))
+
+
 def _first(p: np.ndarray) -> np.ndarray:
     return p[..., 0]
 
@@ -165,16 +216,17 @@ def _start_ilog2(x: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
 # is non-decreasing; rates and exponents are capped where the curve would jump
 # from its start to its asymptote within the first epoch anyway.
 FAMILIES: tuple[Family, ...] = (
-    Family("pow3", _pow3, (0.0, 0.0, 0.0), (1.0, 10.0, 5.0), _start_pow3, _first),
-    Family("log_power", _log_power, (0.0, -5.0, 0.0), (1.0, 10.0, 10.0),
+    Family("pow3", _pow3, _pow3_jac, (0.0, 0.0, 0.0), (1.0, 10.0, 5.0), _start_pow3, _first),
+    Family("log_power", _log_power, _log_power_jac, (0.0, -5.0, 0.0), (1.0, 10.0, 10.0),
            _start_log_power, _first),
-    Family("exp3", _exp3, (0.0, 0.0, 0.0), (1.0, 10.0, 10.0), _start_exp3, _first),
-    Family("janoschek", _janoschek, (0.0, 0.0, 0.0, 0.0), (1.0, 2.0, 10.0, 5.0),
-           _start_janoschek, _first),
-    Family("weibull", _weibull, (0.0, 0.0, 0.0, 0.0), (1.0, 2.0, 10.0, 5.0),
+    Family("exp3", _exp3, _exp3_jac, (0.0, 0.0, 0.0), (1.0, 10.0, 10.0), _start_exp3, _first),
+    Family("janoschek", _janoschek, _janoschek_jac, (0.0, 0.0, 0.0, 0.0),
+           (1.0, 2.0, 10.0, 5.0), _start_janoschek, _first),
+    Family("weibull", _weibull, _weibull_jac, (0.0, 0.0, 0.0, 0.0), (1.0, 2.0, 10.0, 5.0),
            _start_weibull, _first),
-    Family("mmf", _mmf, (0.0, 0.0, 0.0, 0.0), (1.0, 2.0, 10.0, 10.0), _start_mmf, _first),
-    Family("ilog2", _ilog2, (0.0, 0.0), (1.0, 10.0), _start_ilog2, _first),
+    Family("mmf", _mmf, _mmf_jac, (0.0, 0.0, 0.0, 0.0), (1.0, 2.0, 10.0, 10.0), _start_mmf,
+           _first),
+    Family("ilog2", _ilog2, _ilog2_jac, (0.0, 0.0), (1.0, 10.0), _start_ilog2, _first),
 )
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 
@@ -224,7 +276,8 @@ def fit_family(family: Family, x: np.ndarray, y: np.ndarray) -> FamilyFit | None
         try:
             popt, pcov = curve_fit(
                 family.fn, x, y, p0=_clip_start(family, family.start(x, y)),
-                bounds=(family.lower, family.upper), method="trf", x_scale="jac",
+                jac=family.jac, bounds=(family.lower, family.upper), method="trf",
+                x_scale="jac",
                 max_nfev=_MAX_NFEV,
             )
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
@@ -249,22 +302,6 @@ def akaike_weights(aiccs: Sequence[float]) -> np.ndarray:
     return w / w.sum()
 
 
-def _gradient(fit: FamilyFit, at: np.ndarray) -> np.ndarray:
-    """d value / d params at the epochs ``at``, shape (len(at), k); forward
-    differences stepping into the bounds (MMF's (kappa x)^delta is NaN below 0)."""
-    p = np.asarray(fit.params)
-    base = fit.family.fn(at, *p)
-    grad = np.empty((len(at), len(p)))
-    for j, upper in enumerate(fit.family.upper):
-        h = 1.5e-8 * max(abs(p[j]), 1.0)  # about sqrt(machine epsilon), relative
-        if p[j] + h > upper:
-            h = -h
-        q = p.copy()
-        q[j] += h
-        grad[:, j] = (fit.family.fn(at, *q) - base) / h
-    return grad
-
-
 @dataclass(frozen=True)
 class _Prediction:
     """One family's normal prediction of the fitted values now (n) and at the horizon (H)."""
@@ -281,7 +318,7 @@ def _predict(fit: FamilyFit, weight: float, last: int, horizon: int) -> _Predict
     at = np.array([float(last), float(horizon)])
     with np.errstate(all="ignore"):
         values = fit.family.fn(at, *fit.params)
-        g = _gradient(fit, at)
+        g = fit.family.jac(at, *fit.params)
     cov = g @ np.asarray(fit.cov) @ g.T
     if not (np.all(np.isfinite(values)) and np.all(np.isfinite(cov))):
         return None
