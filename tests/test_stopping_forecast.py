@@ -285,3 +285,10 @@ def test_predict_run_never_raises_on_odd_histories():
             json.dumps(p.as_dict(), allow_nan=False)
     for rec in history(saturating(20)) + odd:
         Forecast(max_epochs=60, min_epochs=1).decide([rec])
+
+
+def test_a_null_last_value_prices_the_epochs_after_the_last_record():
+    f1s = saturating(20, tau=25.0, sd=0.005)
+    f1s[-1] = None
+    d = Forecast(max_epochs=200, min_prob=0.0).decide(history(f1s, energies=[5.0] * 20))
+    assert d.stop and "by epoch 21 for 5 kWh" in d.reason

@@ -4,10 +4,9 @@ of the run to the epoch cap is not worth its energy.
 The metric's curve so far is fitted by the ensemble of ``curves.py`` (after
 Domhan, Springenberg & Hutter, IJCAI 2015) and extrapolated to the cap. Energy
 of the epochs ahead = their number x the median ``energy_kwh`` of the recent
-epochs. Like
-every policy it is a pure function of the history. ``predict_run`` gives the
-same forecast for people (energy, time and metric at the cap). See
-``docs/forecast.md``.
+epochs. Like every policy it is a pure function of the history.
+``predict_run`` gives the same forecast for people (energy, time and metric at
+the cap). See ``docs/forecast.md``.
 """
 
 from __future__ import annotations
@@ -56,22 +55,25 @@ def _recent_median(history: History, key: str, window: int) -> float | None:
     return statistics.median(readings) if readings else None
 
 
-def _best_rate(fc: CurveForecast, per_epoch_kwh: float) -> tuple[float, float, int]:
+def _best_rate(fc: CurveForecast, now_epoch: int, per_epoch_kwh: float) -> tuple[float, float, int]:
     """The best predicted gain per kWh over every stopping epoch after now, up to the cap.
 
     (rate, gain, epoch) for the epoch m that maximises (curve(m) - curve(now)) /
     ((m - now) x energy per epoch). Over every m, not only the cap: a curve that
     saturates soon gives its gain in the next epochs, and averaged over all the
-    epochs to the cap that gain would look too small to pay for them.
+    epochs to the cap that gain would look too small to pay for them. ``now`` is
+    the last record's epoch, which is after the curve's last point when that
+    epoch's value is null.
     """
-    curve = fc.curve
-    best = (-math.inf, 0.0, fc.last_epoch)
-    for step in range(1, len(curve)):
-        gain = max(curve[step] - curve[0], 0.0)
+    start = min(max(now_epoch - fc.last_epoch, 0), len(fc.curve) - 1)
+    now = fc.curve[start]
+    best = (-math.inf, 0.0, fc.last_epoch + start)
+    for step in range(1, len(fc.curve) - start):
+        gain = max(fc.curve[start + step] - now, 0.0)
         spent = step * per_epoch_kwh
         rate = gain / spent if spent > 0 else (math.inf if gain > 0 else 0.0)
         if rate > best[0]:
-            best = (rate, gain, fc.last_epoch + step)
+            best = (rate, gain, fc.last_epoch + start + step)
     return best
 
 
@@ -171,7 +173,7 @@ class Forecast:
                     f"{head}); energy unavailable (no energy_kwh in the last "
                     f"{self.energy_window} epochs), cannot price the predicted gain",
                 )
-            rate, gain, epoch = _best_rate(fc, per_epoch)
+            rate, gain, epoch = _best_rate(fc, last, per_epoch)
             if rate < self.min_gain_per_kwh:
                 spent = (epoch - last) * per_epoch
                 why.append(f"; at most {fmt(rate, 2)} per kWh < {fmt(self.min_gain_per_kwh)}: "
