@@ -9,12 +9,12 @@ the cheap route the stopping policies need (one least-squares fit per family,
 ``scipy.optimize.curve_fit``):
 
 - weights: Akaike weights from the small-sample AICc (Burnham & Anderson,
-  "Model Selection and Multimodel Inference", 2002, sec. 2.4 and 2.9; Hurvich
+  "Model Selection and Multimodel Inference", 2002, ch. 2 and 4; Hurvich
   & Tsai, Biometrika 1989). AICc prices the fourth parameter, so a 4-parameter
   family must fit clearly better than a 3-parameter one to take its weight,
   and the correction matters at the 6 to 20 points an early forecast has.
 - uncertainty: the delta method (Bates & Watts, "Nonlinear Regression
-  Analysis and Its Applications", 1988, sec. 2.3): with curve_fit's parameter
+  Analysis and Its Applications", 1988, ch. 2): with curve_fit's parameter
   covariance ``pcov`` (scaled by the residual variance) and the gradient g of
   the fitted value at an epoch, the value's variance is g' pcov g. Each family
   then predicts a normal distribution, cut to [0, 1] for a value, and the
@@ -250,7 +250,7 @@ class FamilyFit:
 
 
 def _aicc(rss: float, n: int, k: int) -> float:
-    """AICc of a least-squares fit with Gaussian errors (Burnham & Anderson, eq. 2.14)."""
+    """AICc of a least-squares fit with Gaussian errors (Hurvich & Tsai 1989)."""
     mse = max(rss / n, _MSE_FLOOR)
     return n * math.log(mse) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
 
@@ -277,8 +277,7 @@ def fit_family(family: Family, x: np.ndarray, y: np.ndarray) -> FamilyFit | None
             popt, pcov = curve_fit(
                 family.fn, x, y, p0=_clip_start(family, family.start(x, y)),
                 jac=family.jac, bounds=(family.lower, family.upper), method="trf",
-                x_scale="jac",
-                max_nfev=_MAX_NFEV,
+                x_scale="jac", max_nfev=_MAX_NFEV,
             )
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             return None
@@ -296,7 +295,7 @@ def fit_family(family: Family, x: np.ndarray, y: np.ndarray) -> FamilyFit | None
 
 
 def akaike_weights(aiccs: Sequence[float]) -> np.ndarray:
-    """exp(-delta/2), normalised; delta = AICc - min AICc (Burnham & Anderson, eq. 2.14)."""
+    """Akaike weights: exp(-delta / 2), normalised; delta = AICc - min AICc."""
     a = np.asarray(aiccs, dtype=float)
     w = np.exp(-0.5 * (a - a.min()))
     return w / w.sum()
@@ -365,7 +364,7 @@ class CurveForecast:
     around it by about ``noise_std`` more.
 
     - ``curve``: the Akaike-weighted average of the families' fitted curves
-      (Burnham & Anderson, eq. 4.1) at epochs ``last_epoch`` .. ``horizon``;
+      (Burnham & Anderson's model averaging) at epochs ``last_epoch`` .. ``horizon``;
       ``now_mean`` is its first value, ``gain_mean`` its last minus its first.
     - ``value_mean``, ``value_std``: mean and standard deviation at the horizon
       of the Akaike-weighted mixture of the families' normal predictions, each
