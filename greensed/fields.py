@@ -37,6 +37,11 @@ class Range:
         return " and ".join(parts)
 
 
+@dataclass(frozen=True)
+class NonEmpty:
+    """A string that must hold something other than spaces."""
+
+
 # Common ranges, by meaning.
 POSITIVE = Range(gt=0)
 NON_NEGATIVE = Range(ge=0)
@@ -50,6 +55,7 @@ Fraction = Annotated[float, FRACTION]
 PositiveInt = Annotated[int, AT_LEAST_1]
 NonNegativeInt = Annotated[int, NON_NEGATIVE]
 Mode = Literal["max", "min"]
+Name = Annotated[str, NonEmpty()]
 
 
 def suggest(name: str, choices: list[str]) -> str:
@@ -79,6 +85,8 @@ def check_value(value: Any, hint: Any, where: str) -> Any:
         for meta in args[1:]:
             if isinstance(meta, Range) and out is not None and meta.violated(out):
                 raise ConfigError(f"{where} = {value!r} must be {meta}")
+            if isinstance(meta, NonEmpty) and isinstance(out, str) and not out.strip():
+                raise ConfigError(f"{where} = {value!r} must not be empty")
         return out
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -45,3 +45,13 @@ def test_bench_runs_and_writes_json(tmp_path):
 
 def test_gpu_check_script_parses():
     subprocess.run(["bash", "-n", "benchmarks/gpu_check.sh"], cwd=ROOT, check=True)
+
+
+def test_forecast_speed_runs_and_writes_json(tmp_path):
+    out = tmp_path / "forecast.json"
+    subprocess.run([sys.executable, "benchmarks/forecast_speed.py", "--epochs", "12",
+                    "--out", str(out)], cwd=ROOT, env=ENV, check=True, capture_output=True,
+                   timeout=120)
+    rep = json.loads(out.read_text())
+    assert rep["12"]["cold"]["n"] == 12 - 6 and rep["12"]["cold"]["median_ms"] > 0
+    assert rep["12"]["memoized"]["median_ms"] > 0

@@ -12,25 +12,29 @@ from greensed.stopping.build import (
     parse_spec,
     stop_flags,
 )
+from greensed.stopping.forecast import Forecast, RunPrediction, predict_run
 from greensed.stopping.policies import AllOf, AnyOf, Budget, Marginal, MaxEpochs, Plateau, Target
 
 __all__ = [
     "CONTINUE",
+    "POLICIES",
     "POLICY_NAMES",
     "AllOf",
     "AnyOf",
     "Budget",
     "Decision",
+    "Forecast",
     "History",
     "Marginal",
     "MaxEpochs",
     "Plateau",
     "Policy",
+    "RunPrediction",
     "Target",
     "best_record",
-    "POLICIES",
     "build_policy",
     "make_policy",
     "parse_spec",
+    "predict_run",
     "stop_flags",
 ]

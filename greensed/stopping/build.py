@@ -12,12 +12,13 @@ from typing import Any
 from greensed.errors import ConfigError
 from greensed.fields import load, suggest
 from greensed.stopping.base import Policy
+from greensed.stopping.forecast import Forecast
 from greensed.stopping.params import StopConfig, Watched
 from greensed.stopping.policies import AllOf, AnyOf, Budget, Marginal, MaxEpochs, Plateau, Target
 
 # Name -> policy class; each class's own parameters are the [stop.<name>] table.
 POLICIES: dict[str, type] = {"plateau": Plateau, "budget": Budget, "target": Target,
-                             "marginal": Marginal}
+                             "marginal": Marginal, "forecast": Forecast}
 POLICY_NAMES = (*POLICIES, "max-epochs")
 # Short keys of the spec mini-syntax and of the flags, for a policy's parameters.
 ALIASES = {"kwh": "budget.kwh", "budget_kwh": "budget.kwh", "budget": "budget.kwh",
@@ -39,11 +40,12 @@ def policy_name(name: str, where: str) -> str:
     return norm
 
 
-def _one(name: str, cfg: StopConfig) -> Policy:
+def _one(name: str, cfg: StopConfig, max_epochs: int) -> Policy:
     cls = POLICIES[name]
     shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Watched)
               if issubclass(cls, Watched)}
-    return cls(**shared, **dataclasses.asdict(getattr(cfg, name)))
+    cap = {"max_epochs": max_epochs} if getattr(cls, "takes_cap", False) else {}
+    return cls(**shared, **cap, **dataclasses.asdict(getattr(cfg, name)))
 
 
 def build_policy(cfg: StopConfig, max_epochs: int) -> Policy:
@@ -52,13 +54,13 @@ def build_policy(cfg: StopConfig, max_epochs: int) -> Policy:
     The max-epochs cap is always appended. Parameters of policies that are not
     listed (e.g. ``[stop.budget] kwh`` without ``budget``) are not used.
     """
-    return AnyOf([*_listed(cfg), MaxEpochs(max_epochs)]) if cfg.combine == "any" else \
-        AllOf([*_listed(cfg), MaxEpochs(max_epochs)])
+    children = [*_listed(cfg, max_epochs), MaxEpochs(max_epochs)]
+    return AnyOf(children) if cfg.combine == "any" else AllOf(children)
 
 
-def _listed(cfg: StopConfig) -> list[Policy]:
+def _listed(cfg: StopConfig, max_epochs: int) -> list[Policy]:
     names = dict.fromkeys(policy_name(n, "[stop] policies") for n in cfg.policies)
-    return [_one(n, cfg) for n in names if n != "max-epochs"]
+    return [_one(n, cfg, max_epochs) for n in names if n != "max-epochs"]
 
 
 def with_params(cfg: StopConfig, values: dict[str, Any], where: str,
@@ -160,7 +162,7 @@ def make_policy(specs: Sequence[str] | str, *, max_epochs: int,
     """The policy of one spec, or of several specs (any of them stops), plus the cap."""
     parts: list[Policy] = []
     for spec in [specs] if isinstance(specs, str) else specs:
-        children = _listed(parse_spec(spec, base))
+        children = _listed(parse_spec(spec, base), max_epochs)
         if len(children) == 1:
             parts.append(children[0])
         elif children:

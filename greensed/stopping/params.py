@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from greensed.fields import (
+    Fraction,
     Mode,
+    Name,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -24,7 +26,7 @@ DEFAULT_METRIC = "teacher_f1"
 class Watched:
     """What the policies that watch a metric share (set in ``[stop]``)."""
 
-    metric: str = DEFAULT_METRIC
+    metric: Name = DEFAULT_METRIC
     mode: Mode = "max"
     # Epochs the policies ignore entirely (Keras' start_from_epoch); not the lr ramp-up.
     warmup_epochs: NonNegativeInt = 0
@@ -55,8 +57,23 @@ class MarginalParams:
 
 
 @dataclass(frozen=True)
+class ForecastParams:
+    """See docs/forecast.md. A threshold of 0 turns its test off."""
+
+    # Stop when no epoch up to the cap is predicted to gain this much metric per kWh.
+    min_gain_per_kwh: NonNegativeFloat = 0.1
+    # ... or when P(best by the cap > fitted now x (1 + rel_gain)) is below min_prob.
+    min_prob: Fraction = 0.05
+    rel_gain: NonNegativeFloat = 0.01
+    # Never before this epoch (the fit needs points), nor while the fit is not meaningful.
+    min_epochs: PositiveInt = 10
+    # Energy per epoch ahead: median energy_kwh of this many last epochs.
+    energy_window: PositiveInt = 5
+
+
+@dataclass(frozen=True)
 class StopConfig(Watched):
-    # Policies besides the max-epochs cap: "plateau", "budget", "target", "marginal".
+    # Policies besides the max-epochs cap: plateau, budget, target, marginal, forecast.
     policies: tuple[str, ...] = ()
     combine: Literal["any", "all"] = "any"
     # Each policy's own parameters, in [stop.<policy>] tables.
@@ -64,3 +81,4 @@ class StopConfig(Watched):
     budget: BudgetParams = BudgetParams()
     target: TargetParams = TargetParams()
     marginal: MarginalParams = MarginalParams()
+    forecast: ForecastParams = ForecastParams()
