@@ -15,13 +15,8 @@ import numpy as np
 import pytest
 
 from greensed.stopping import curves
-from greensed.stopping.curves import (
-    FAMILIES,
-    FAMILY_NAMES,
-    MIN_POINTS,
-    fit_family,
-    forecast_curve,
-)
+from greensed.stopping.curve_families import FAMILIES, FAMILY_NAMES
+from greensed.stopping.curves import MIN_POINTS, fit_family, forecast_curve
 
 # Known parameters per family, in its parametrisation (first = asymptote), chosen
 # so the curve starts in [0, 1] and is near its asymptote by epoch 60.
