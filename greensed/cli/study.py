@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from greensed.cli.app import app, emit_tables, fail
-from greensed.cli.options import (
-    BudgetOpt,
-    CombineOpt,
-    MinDeltaOpt,
-    ModeOpt,
-    PatienceOpt,
-    RateOpt,
-    StopOpt,
-    TargetOpt,
-    WarmupOpt,
-    WindowOpt,
-)
+from greensed.cli.options import stop_options
 from greensed.stopping.params import DEFAULT_METRIC
 from greensed.study.report import TARGET_F1
 
@@ -111,18 +101,9 @@ def report_cmd(
 
 
 @app.command("replay")
+@stop_options
 def replay_cmd(
     run_dirs: list[str] = typer.Argument(..., help="Full-run directories, or folders of them."),
-    stop: StopOpt = None,
-    patience: PatienceOpt = None,
-    min_delta: MinDeltaOpt = None,
-    warmup: WarmupOpt = None,
-    budget_kwh: BudgetOpt = None,
-    target_f1: TargetOpt = None,
-    min_f1_per_kwh: RateOpt = None,
-    window: WindowOpt = None,
-    combine: CombineOpt = None,
-    mode: ModeOpt = None,
     policy: list[str] = typer.Option(
         None, "--policy",
         help="Another policy to compare, e.g. 'plateau:patience=5' or 'budget:kwh=0.3'; "
@@ -131,18 +112,16 @@ def replay_cmd(
     by: str = typer.Option("all", "--by", help="Aggregate by all, batch, hardware or recipe."),
     fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
     per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Show the per-run table."),
+    stop_flags: dict[str, Any] | None = None,
 ) -> None:
     """Apply stopping policies offline to full-run logs: energy saved vs F1 lost."""
     from greensed.config import StopConfig
-    from greensed.stopping import stop_flags
+    from greensed.stopping import stop_flags as apply_stop_flags
     from greensed.study import replay as rpl
 
     policies = []
-    flags = dict(patience=patience, min_delta=min_delta, budget_kwh=budget_kwh,
-                 target_f1=target_f1, min_f1_per_kwh=min_f1_per_kwh, warmup=warmup,
-                 combine=combine, mode=mode, window=window)
-    if stop or any(v is not None for v in flags.values()):
-        cfg = stop_flags(StopConfig(metric=metric), stop=stop, **flags)
+    if any(v is not None for v in (stop_flags or {}).values()):
+        cfg = apply_stop_flags(StopConfig(metric=metric), **(stop_flags or {}))
         policies.append(rpl.NamedPolicy(rpl.describe(cfg), cfg))
     for spec in policy or []:
         policies.append(rpl.parse_policy_spec(spec, StopConfig(metric=metric)))

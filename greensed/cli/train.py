@@ -10,18 +10,7 @@ from typing import Any
 import typer
 
 from greensed.cli.app import app
-from greensed.cli.options import (
-    BudgetOpt,
-    CombineOpt,
-    MinDeltaOpt,
-    ModeOpt,
-    PatienceOpt,
-    RateOpt,
-    StopOpt,
-    TargetOpt,
-    WarmupOpt,
-    WindowOpt,
-)
+from greensed.cli.options import stop_options
 from greensed.errors import GreensedError
 from greensed.recipes import RECIPES_DIR, recipe_path
 from greensed.stopping.params import DEFAULT_METRIC
@@ -85,6 +74,7 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
 
 
 @app.command()
+@stop_options
 def train(
     data: Path | None = typer.Option(None, help="DESED root (DESED_task 2022 layout), greensed layout or dataset TOML; default: the embedded synthetic set"),
     recipe: Path | None = typer.Option(None, help="Recipe TOML (default: the quick recipe)"),
@@ -97,29 +87,20 @@ def train(
     device: str | None = typer.Option(None, help="auto | cpu | cuda"),
     precision: str | None = typer.Option(None, help="fp32 | bf16 (autocast of the forward passes; for GPUs)"),
     compile_: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the training step's forward passes (pays off after a few epochs; docs/performance.md)"),
-    stop: StopOpt = None,
-    patience: PatienceOpt = None,
-    min_delta: MinDeltaOpt = None,
-    warmup: WarmupOpt = None,
-    budget_kwh: BudgetOpt = None,
-    target_f1: TargetOpt = None,
-    min_f1_per_kwh: RateOpt = None,
-    window: WindowOpt = None,
     metric: str | None = typer.Option(None, help=f"metric the policies watch (default {DEFAULT_METRIC}, or the recipe's)"),
-    combine: CombineOpt = None,
-    mode: ModeOpt = None,
     meter: str | None = typer.Option(None, help="auto | codecarbon | nvml | constant:WATTS | none"),
     skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Train without audio files that are unreadable or missing on disk (counted in the summary)"),
     max_steps_per_epoch: int | None = typer.Option(None, help="Cap steps per epoch (smoke tests)"),
     cache_dir: Path | None = typer.Option(None, help="Cache for synthetic data and features"),
     nproc: int = typer.Option(1, "--nproc", help="Processes (GPUs) for one run; under torchrun leave it out (docs/multigpu.md)"),
+    stop_flags: dict[str, Any] | None = None,
 ) -> None:
     """Train the DCASE CRNN mean teacher with live energy readings and early stopping."""
     from rich.console import Console
 
     from greensed import config as C
     from greensed.runlog import RunDir, RunStatus
-    from greensed.stopping import stop_flags
+    from greensed.stopping import stop_flags as apply_stop_flags
     from greensed.train.loop import train as run_training
 
     console = Console(highlight=False)
@@ -140,10 +121,8 @@ def train(
         data=data, epochs=epochs, batch_size=batch_size, seed=seed, device=device, meter=meter,
         skip_bad_audio=skip_bad_audio, max_steps_per_epoch=max_steps_per_epoch,
         cache_dir=cache_dir, precision=precision, compile_=compile_), "command line")
-    cfg = dataclasses.replace(cfg, stop=stop_flags(
-        cfg.stop, stop=stop, patience=patience, min_delta=min_delta, budget_kwh=budget_kwh,
-        target_f1=target_f1, min_f1_per_kwh=min_f1_per_kwh, window=window, warmup=warmup,
-        metric=metric, combine=combine, mode=mode))
+    cfg = dataclasses.replace(cfg, stop=apply_stop_flags(cfg.stop, metric=metric,
+                                                         **(stop_flags or {})))
     if resume is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = out or Path("runs") / f"{name}-bs{cfg.train.batch_size}-seed{cfg.train.seed}-{stamp}"
