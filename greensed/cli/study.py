@@ -133,6 +133,45 @@ def replay_cmd(
     emit_tables(tables, fmt)
 
 
+@app.command("bench-policies")
+def bench_policies_cmd(
+    corpus: list[str] = typer.Argument(..., help="Full-length runs (no early stop), or folders of them, e.g. benchmarks/curves."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Metric the policies watch and F1 loss is measured on."),
+    checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", help="Metric that picks the kept checkpoint (default: --metric)."),
+    tune_seed: list[int] = typer.Option(None, "--tune-seed", help="Seeds whose runs choose each family's setting (repeatable; default: the smallest seed); the others are held out."),
+    max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, help="Largest mean relative F1 loss a chosen setting may have on the tuning runs."),
+    out: Path = typer.Option(Path("bench-policies"), "--out", help="Folder for outcomes.csv, settings.csv and pareto.png."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+) -> None:
+    """Replay every policy family over a grid of its parameters on a corpus of full runs.
+
+    Example: greensed bench-policies benchmarks/curves --metric student_f1
+    """
+    from greensed.study import bench as B
+    from greensed.study.bench_report import (
+        bench_table,
+        plot_pareto,
+        write_outcomes_csv,
+        write_summary_csv,
+    )
+
+    t0 = time.monotonic()
+    runs, warnings = B.load_corpus(corpus, metric=metric, checkpoint_metric=checkpoint_metric)
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+    result = B.run_benchmark(runs, B.default_grid(metric, runs), tune_seeds=tune_seed or None,
+                             max_loss=max_loss)
+    emit_tables([bench_table(result)], fmt)
+    out.mkdir(parents=True, exist_ok=True)
+    write_outcomes_csv(result, out / "outcomes.csv")
+    write_summary_csv(result, out / "settings.csv")
+    plot_pareto(result, out / "pareto.png")
+    n_settings = len({o.setting.label for o in result.outcomes})
+    typer.echo(f"{n_settings} settings x {len(runs)} runs in {time.monotonic() - t0:.1f} s; "
+               f"wrote {out / 'outcomes.csv'}, {out / 'settings.csv'}, {out / 'pareto.png'}",
+               err=True)
+
+
 @app.command("status")
 def status_cmd(
     run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),

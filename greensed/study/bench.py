@@ -1,0 +1,308 @@
+"""The policy benchmark: every policy family over a grid of its parameters, replayed
+on every run of a corpus of full-length runs (no early stop), against oracles
+that know the whole run, with settings chosen on some seeds and reported on the
+others (``greensed bench-policies``, docs/policies.md).
+
+Per run and setting: the stop epoch (the first epoch after which the policy
+says stop, exactly as the trainer would ask it), the energy saved against the
+full run, the relative loss of max F1 (the best F1 reachable up to the stop vs
+the full run's max, and the F1 of the checkpoint that would be kept), and
+whether the stop was too early (a loss above ``too_early``). Reads run logs only.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from greensed import runlog
+from greensed.config import StopConfig
+from greensed.errors import GreensedError
+from greensed.runlog import EpochRecord
+from greensed.stopping import make_policy
+from greensed.study.runs import read_config, run_total_kwh
+
+# A relative F1 loss above this is "stopped too early" (the goal's tolerance).
+TOO_EARLY = 0.02
+
+
+@dataclass(frozen=True)
+class CurveRun:
+    """One full-length run as the benchmark sees it."""
+
+    run_dir: Path
+    label: str
+    batch: str
+    seed: int | None
+    records: tuple[EpochRecord, ...]
+    total_kwh: float
+    f1: tuple[float | None, ...]  # the evaluated metric per epoch
+    kept_by: tuple[float | None, ...]  # the checkpoint metric per epoch
+
+    @property
+    def epochs(self) -> int:
+        return len(self.records)
+
+    @property
+    def max_f1(self) -> float:
+        return max(v for v in self.f1 if v is not None)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A policy with fixed parameters, or an oracle; ``stop`` gives the stop epoch."""
+
+    family: str
+    label: str
+    stop: Callable[[CurveRun], int] = field(compare=False)
+    oracle: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    setting: Setting
+    run: CurveRun
+    stop_epoch: int
+    kwh_at_stop: float
+    best_to_stop: float
+    kept_f1: float
+
+    @property
+    def saved(self) -> float:
+        return 1.0 - self.kwh_at_stop / self.run.total_kwh
+
+    @property
+    def loss(self) -> float:
+        """Relative loss of max F1: (full max - best F1 up to the stop) / full max."""
+        return (self.run.max_f1 - self.best_to_stop) / self.run.max_f1
+
+    @property
+    def kept_loss(self) -> float:
+        """The same for the F1 of the checkpoint kept (best by the checkpoint metric)."""
+        return (self.run.max_f1 - self.kept_f1) / self.run.max_f1
+
+    @property
+    def too_early(self) -> bool:
+        return self.loss > TOO_EARLY
+
+
+def load_corpus(paths: Sequence[str | Path], *, metric: str, checkpoint_metric: str | None = None
+                ) -> tuple[list[CurveRun], list[str]]:
+    """Every finished full-length run under ``paths``; the others are named in warnings."""
+    runs, warnings = [], []
+    for p in runlog.find_runs(paths):
+        run = runlog.load_run(p)
+        why = _unusable(run, metric)
+        if why:
+            warnings.append(f"{p}: left out ({why})")
+            continue
+        cfg = read_config(run)
+        s = run.summary
+        assert s is not None
+        runs.append(CurveRun(
+            run_dir=p, label=str(p), batch=str(s.batch_size), seed=s.seed,
+            records=tuple(run.epochs), total_kwh=float(run_total_kwh(run) or 0.0),
+            f1=tuple(run.series(metric)),
+            kept_by=tuple(run.series(checkpoint_metric or metric))))
+        if cfg.get("stop", {}).get("policies"):
+            warnings.append(f"{p}: trained with early stopping {cfg['stop']['policies']}; "
+                            "a replay can only stop earlier")
+    if not runs:
+        raise GreensedError(f"no finished full-length run under {', '.join(map(str, paths))}")
+    return runs, warnings
+
+
+def _unusable(run: runlog.RunLog, metric: str) -> str | None:
+    if run.summary is None or not run.finished:
+        return "not finished" if run.summary else "no summary.json: still running?"
+    if not run.epochs or all(v is None for v in run.series(metric)):
+        return f"no {metric}"
+    if any(r.metric("cumulative_kwh") is None for r in run.epochs) or not run_total_kwh(run):
+        return "an epoch without energy"
+    return None
+
+
+# --- settings ----------------------------------------------------------------------
+
+
+def policy_setting(family: str, spec: str, metric: str) -> Setting:
+    """A greensed policy from its spec, replayed as the trainer asks it: after each epoch."""
+    base = StopConfig(metric=metric)
+
+    def stop(run: CurveRun) -> int:
+        policy = make_policy(spec, max_epochs=run.epochs, base=base)
+        for i in range(1, run.epochs + 1):
+            if policy.decide(run.records[:i]).stop:
+                return i
+        return run.epochs
+
+    return Setting(family, spec, stop)
+
+
+def lightning_setting(patience: int, min_delta: float) -> Setting:
+    """Lightning's EarlyStopping(mode="max") semantics, as a reference: the first value
+    sets the best, an improvement is ``current - min_delta > best``, a non-finite value
+    stops at once (check_finite), and it stops when ``patience`` epochs in a row did
+    not improve."""
+
+    def stop(run: CurveRun) -> int:
+        best, wait = -math.inf, 0
+        for i, v in enumerate(run.f1, start=1):
+            if v is None or not math.isfinite(v):
+                return i
+            if v - min_delta > best:
+                best, wait = v, 0
+            else:
+                wait += 1
+                if wait >= patience:
+                    return i
+        return run.epochs
+
+    return Setting("lightning", f"EarlyStopping(patience={patience}, min_delta={min_delta:g})",
+                   stop)
+
+
+def oracle_settings() -> list[Setting]:
+    """Stops that know the whole run: at its best epoch, or at the first epoch that
+    reaches 95 % or 98 % of its maximum."""
+
+    def at_fraction(frac: float) -> Callable[[CurveRun], int]:
+        return lambda run: next(i for i, v in enumerate(run.f1, start=1)
+                                if v is not None and v >= frac * run.max_f1)
+
+    return [Setting("oracle", "best epoch", at_fraction(1.0), oracle=True),
+            Setting("oracle", "first at 98% of max", at_fraction(0.98), oracle=True),
+            Setting("oracle", "first at 95% of max", at_fraction(0.95), oracle=True)]
+
+
+def default_grid(metric: str, runs: Sequence[CurveRun]) -> list[Setting]:
+    """Every family over a grid of its parameters. Energy-priced thresholds are set
+    relative to the corpus's own scale (its median F1 per kWh over a whole run), so the
+    grid spans cheap and dear settings whatever the hardware."""
+    scale = statistics.median(r.max_f1 / r.total_kwh for r in runs)
+    rates = sorted({float(f"{scale * k:.3g}") for k in (0.03, 0.1, 0.3, 1, 3, 10)})
+    kwh = statistics.median(r.total_kwh for r in runs)
+    out: list[Setting] = []
+    for patience in (2, 3, 5, 8, 10, 15, 20, 30):
+        for delta in (0.0, 0.005, 0.01, 0.02):
+            for warmup in (0, 10):
+                out.append(policy_setting("plateau", f"plateau:patience={patience},"
+                                          f"min_delta={delta:g},warmup={warmup}", metric))
+    for rate in rates:
+        for window in (3, 5, 10):
+            out.append(policy_setting("marginal", f"marginal:min_f1_per_kwh={rate:g},"
+                                      f"window={window}", metric))
+    for rate in (0.0, *rates):
+        for prob, rel in ((0.0, 0.01), (0.05, 0.005), (0.05, 0.01), (0.05, 0.02), (0.2, 0.01)):
+            if rate == 0 and prob == 0:
+                continue
+            for warmup in (0, 10):
+                out.append(policy_setting("forecast", f"forecast:min_gain_per_kwh={rate:g},"
+                                          f"min_prob={prob:g},rel_gain={rel:g},warmup={warmup}",
+                                          metric))
+    for frac in (0.3, 0.5, 0.7):
+        out.append(policy_setting("budget", f"budget:kwh={kwh * frac:.3g}", metric))
+    for value in (0.5, 0.6, 0.65, 0.7):
+        out.append(policy_setting("target", f"target:value={value:g}", metric))
+    for patience in (3, 5, 10, 20):
+        for delta in (0.0, 0.01):
+            out.append(lightning_setting(patience, delta))
+    return out + oracle_settings()
+
+
+# --- replay --------------------------------------------------------------------------
+
+
+def outcome(setting: Setting, run: CurveRun) -> Outcome:
+    stop = setting.stop(run)
+    upto = [v for v in run.f1[:stop] if v is not None]
+    kept_i = max((i for i in range(stop) if run.kept_by[i] is not None),
+                 key=lambda i: (run.kept_by[i], -i), default=None)
+    kept = run.f1[kept_i] if kept_i is not None else None
+    kwh = run.total_kwh if stop == run.epochs else run.records[stop - 1].metric("cumulative_kwh")
+    return Outcome(setting, run, stop, float(kwh or 0.0), max(upto) if upto else 0.0,
+                   kept if kept is not None else 0.0)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    setting: Setting
+    runs: int
+    saved: float
+    loss: float
+    kept_loss: float
+    too_early: float  # fraction of runs
+    stop_epoch: float
+
+    @classmethod
+    def of(cls, setting: Setting, outs: Sequence[Outcome]) -> Aggregate:
+        m = statistics.fmean
+        return cls(setting, len(outs), m(o.saved for o in outs), m(o.loss for o in outs),
+                   m(o.kept_loss for o in outs), m(float(o.too_early) for o in outs),
+                   m(o.stop_epoch for o in outs))
+
+
+def choose(aggs: Sequence[Aggregate], max_loss: float) -> Aggregate | None:
+    """The setting that saves most with a mean relative loss <= max_loss (ties: the
+    fewer too-early stops, then the later-listed, more conservative grid point)."""
+    ok = [a for a in aggs if a.loss <= max_loss]
+    return max(ok, key=lambda a: (round(a.saved, 9), -a.too_early)) if ok else None
+
+
+@dataclass
+class Benchmark:
+    runs: list[CurveRun]
+    outcomes: list[Outcome]
+    tune_seeds: tuple[int, ...]
+    max_loss: float
+    chosen: dict[str, Aggregate] = field(default_factory=dict)  # family -> on tuning runs
+    held_out: dict[str, Aggregate] = field(default_factory=dict)  # family -> on the others
+    oracles: dict[str, Aggregate] = field(default_factory=dict)  # on the held-out runs
+
+    def tuning(self, o: Outcome) -> bool:
+        return o.run.seed in self.tune_seeds
+
+
+def run_benchmark(runs: list[CurveRun], settings: Sequence[Setting], *,
+                  tune_seeds: Sequence[int] | None = None, max_loss: float = TOO_EARLY
+                  ) -> Benchmark:
+    """Replay every setting on every run; per family, choose on ``tune_seeds`` (default:
+    the smallest seed) and report the choice on the other seeds' runs."""
+    seeds = sorted({r.seed for r in runs if r.seed is not None})
+    tune = tuple(tune_seeds) if tune_seeds else tuple(seeds[:1])
+    if not set(seeds) - set(tune):
+        raise GreensedError(f"every run's seed ({seeds}) is a tuning seed {list(tune)}: "
+                            "nothing is left to report held out")
+    outs = [outcome(s, r) for s in settings for r in runs]
+    bench = Benchmark(runs, outs, tune, max_loss)
+    by_setting: dict[str, list[Outcome]] = {}
+    for o in outs:
+        by_setting.setdefault(o.setting.label, []).append(o)
+    for family in dict.fromkeys(s.family for s in settings):
+        fam = [s for s in settings if s.family == family]
+        if fam[0].oracle:
+            for s in fam:
+                bench.oracles[s.label] = Aggregate.of(
+                    s, [o for o in by_setting[s.label] if not bench.tuning(o)])
+            continue
+        tuned = [Aggregate.of(s, [o for o in by_setting[s.label] if bench.tuning(o)])
+                 for s in fam]
+        best = choose(tuned, max_loss)
+        if best is None:
+            continue
+        bench.chosen[family] = best
+        bench.held_out[family] = Aggregate.of(
+            best.setting, [o for o in by_setting[best.setting.label] if not bench.tuning(o)])
+    return bench
+
+
+def all_aggregates(bench: Benchmark, *, held_out: bool) -> list[Aggregate]:
+    """Every setting's mean figures on the held-out (or the tuning) runs, for the plot."""
+    by: dict[str, list[Outcome]] = {}
+    for o in bench.outcomes:
+        if bench.tuning(o) != held_out:
+            by.setdefault(o.setting.label, []).append(o)
+    return [Aggregate.of(outs[0].setting, outs) for outs in by.values()]
