@@ -45,6 +45,12 @@ def test_two_epoch_run_log(tiny_dataset, tmp_path):
         assert r.avg_power_w == pytest.approx(40, rel=1e-6)
     assert records[1].cumulative_kwh == pytest.approx(
         records[0].energy_kwh + records[1].energy_kwh)
+    # The forecast to the cap: after epoch 1, one epoch left at epoch 1's energy and time.
+    f1, f2 = records[0].forecast, records[1].forecast
+    assert (f1["epochs_left"], f1["max_epochs"], f2["epochs_left"]) == (1, 2, 0)
+    assert f1["remaining_kwh"] == pytest.approx(records[0].energy_kwh)
+    assert f1["remaining_s"] == pytest.approx(records[0].duration_s)
+    assert f1["metric_at_cap"] is None and "points" in f1["why"]  # 1 point: no curve yet
     summary = d.read_summary()
     assert summary == result.summary
     assert summary.status is runlog.RunStatus.FINISHED and summary.stop_policy == "max-epochs"

@@ -156,6 +156,9 @@ class EpochRecord:
     meter: str = ""
     energy_status: str = "ok"
     time_utc: str = ""
+    # What the rest of the run to its cap should cost and give, from the epochs so far
+    # (greensed.stopping.predict_run); None in logs written before it existed.
+    forecast: Mapping[str, Any] | None = None
     schema: int = SCHEMA_VERSION
 
     def metric(self, key: str) -> float | None:

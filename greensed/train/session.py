@@ -9,6 +9,7 @@ meter and releases the lock. Steps that may fail on one rank end agreed
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import socket
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from greensed.data.spec import CLASSES
 from greensed.energy import Meter, Reading
 from greensed.errors import GreensedError
 from greensed.runlog import LOSS_KEYS, EpochRecord, Losses, RunDir, Summary
-from greensed.stopping import Decision, Policy, best_record
+from greensed.stopping import Decision, Policy, best_record, predict_run
 from greensed.train import preflight
 from greensed.train.batches import DeviceData, steps_per_epoch
 from greensed.train.checkpoint import load_last
@@ -92,7 +93,7 @@ class Session:
         tc = self.cfg.train
         factor = ramp(self.state.step - 1, self.rampup_steps)  # that of the epoch's last step
         e = reading.to_record()
-        return EpochRecord(
+        record = EpochRecord(
             epoch=epoch, steps=self.state.step, lr=tc.lr * factor,
             loss=Losses(**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
                         consistency_weight=tc.consistency_max * factor),
@@ -104,6 +105,9 @@ class Session:
             energy_methods=e["energy_methods"], avg_power_w=e["avg_power_w"],
             meter=e["meter"], energy_status=e["energy_status"],
             time_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        forecast = predict_run([*self.history, record], metric=self.cfg.stop.metric,
+                               max_epochs=tc.epochs)
+        return dataclasses.replace(record, forecast=forecast.as_dict())
 
     def summary(self, end: RunEnd) -> Summary:
         """The run's summary; on ranks other than 0 only what they know themselves
