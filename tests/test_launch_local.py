@@ -178,5 +178,6 @@ def test_status_of_launched_cells(tmp_path: Path) -> None:
                     "failed": ("failed", "/x: dataset path not found"),
                     "requeued": ("queued", "job 8_1"),
                     "running": ("running", "epoch 3"),
-                    "dead": ("incomplete", "-")}
+                    "dead": ("incomplete", "no summary.json and no trainer: killed and never "
+                             "resumed (greensed train --resume finishes it)")}
     assert after["running"] == "incomplete"  # the lock file stays; its holder is gone

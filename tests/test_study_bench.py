@@ -91,8 +91,8 @@ def test_unfinished_or_energy_less_runs_are_left_out_and_named(corpus, tmp_path)
     write_run(corpus / "16" / "2", [0.1, 0.2], 0.1, seed=2, write_summary=False)
     rs, warnings = B.load_corpus([corpus], metric="teacher_f1")
     assert {r.seed for r in rs} == {1, 2} and len(rs) == 2
-    assert any("16/1: left out (not finished)" in w for w in warnings)
-    assert any("16/2: left out (no summary.json" in w for w in warnings)
+    assert any("16/1: left out (interrupted)" in w for w in warnings)
+    assert any("16/2: left out (no summary.json and no trainer" in w for w in warnings)
 
 
 def test_cli_writes_table_csvs_and_plot(corpus, tmp_path):

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from greensed.cli import app
 from greensed.config import StopConfig
 from greensed.errors import ConfigError
-from greensed.runlog import load_run
 from greensed.study import replay as rpl
+from greensed.study.collect import collect
 
 # Run 1: 0.1 kWh per epoch (cumulative 0.1 .. 0.8); max F1 0.56 at epoch 7.
 F1_1 = [0.20, 0.40, 0.50, 0.55, 0.54, 0.53, 0.56, 0.52]
@@ -29,7 +29,8 @@ def runs(tmp_path: Path) -> Path:
 
 
 def _one(run_dir: Path, spec: str) -> rpl.ReplayResult:
-    return rpl.replay_run(load_run(run_dir), rpl.parse_policy_spec(spec))
+    (sr,) = collect([run_dir]).runs
+    return rpl.replay_run(sr, rpl.parse_policy_spec(spec))
 
 
 def test_plateau(runs: Path) -> None:

@@ -55,8 +55,8 @@ def test_per_run_figures(runs: Path) -> None:
     assert [s.group for s in rep.groups["8"]] == ["8"]
 
 
-def test_table1_mean_and_sample_std(runs: Path) -> None:
-    rep = rp.build_report([runs], by="batch")
+def test_table1_mean_and_sample_std_over_runs(runs: Path) -> None:
+    rep = rp.build_report([runs], by="batch", std="runs")
     t = rp.table1(rep)
     assert list(rep.groups) == ["8", "16"]  # numeric order, not string order
     row = dict(zip(t.columns, t.rows[1], strict=True))
@@ -79,7 +79,7 @@ def test_table1_mean_and_sample_std(runs: Path) -> None:
 
 
 def test_table2_energy_at_f1_levels(runs: Path) -> None:
-    rep = rp.build_report([runs], by="batch")
+    rep = rp.build_report([runs], by="batch", std="runs")
     t = rp.table2(rep)
     row = dict(zip(t.columns, t.rows[1], strict=True))
     near = [0.95 * 0.60, 0.95 * 0.55, 0.95 * 0.38]
@@ -103,6 +103,26 @@ def test_table2_energy_at_f1_levels(runs: Path) -> None:
     assert row["Extra 95%→Max (of means)"] == f"{of_means:.0%}" == "8%"
 
 
+def test_default_std_is_the_seed_spread_pooled_within_cells(runs: Path) -> None:
+    """The paper's way: batch 16 holds an A100 cell (seeds 1, 2) and a CPU cell (seed 3);
+    its std is the seed-to-seed spread within cells, not the spread across hardware."""
+    rep = rp.build_report([runs], by="batch")
+    row = dict(zip(rp.table1(rep).columns, rp.table1(rep).rows[1], strict=True))
+    a100 = [60.0, 55.0]  # the CPU cell has one seed: no degree of freedom
+    pooled = math.sqrt(sum((v - statistics.mean(a100)) ** 2 for v in a100) / (len(a100) - 1))
+    assert row["Max F1"] == f"{statistics.mean([60.0, 55.0, 38.0]):.1f} ± {pooled:.1f}"
+    assert row["Max F1"] == "51.0 ± 3.5"
+    agg = rp.Agg.of_cells([[1.0, 2.0, 3.0], [10.0, 12.0], [7.0]])
+    ss = (1 + 0 + 1) + (1 + 1)  # squared deviations from each cell's own mean
+    assert agg.mean == pytest.approx(35.0 / 6) and agg.std == pytest.approx(math.sqrt(ss / 3))
+    assert rp.Agg.of_cells([[1.0], [2.0]]).std is None
+
+
+def test_target_f1_in_percent_is_refused(runs: Path) -> None:
+    with pytest.raises(GreensedError, match=r"--target-f1 40: F1 is a fraction .* use 0.4"):
+        rp.build_report([runs], target_f1=40)
+
+
 def test_no_run_reaching_the_target_is_reported_as_such(tmp_path: Path) -> None:
     write_run(tmp_path / "x", *C)
     row = rp.table2(rp.build_report([tmp_path]))
@@ -121,12 +141,14 @@ def test_group_by_hardware_and_recipe(runs: Path) -> None:
 
 def test_batch_from_config_when_summary_is_missing(tmp_path: Path) -> None:
     write_run(tmp_path / "r", *A, batch_size=32, write_summary=False)
-    rep = rp.build_report([tmp_path])
+    with pytest.raises(GreensedError, match="no finished run .*killed and never resumed"):
+        rp.build_report([tmp_path])  # incomplete: left out of the figures by default
+    rep = rp.build_report([tmp_path], include_unfinished=True)
     assert list(rep.groups) == ["32"]
     s = rep.groups["32"][0]
     # No summary: totals from the last epoch's cumulative_kwh and the epoch durations.
     assert s.total_kwh == _approx(0.5) and s.total_s == 3000.0
-    assert any("no summary.json" in w for w in rep.warnings)
+    assert any("incomplete, figures cover its finished epochs only" in w for w in rep.warnings)
 
 
 def test_duration_format_over_an_hour() -> None:
@@ -137,7 +159,7 @@ def test_duration_format_over_an_hour() -> None:
 
 
 def test_normalised_by_reference_energy_and_energy_weighted_psds(runs: Path) -> None:
-    rep = rp.build_report([runs / "16"], reference_kwh=0.5)
+    rep = rp.build_report([runs / "16"], reference_kwh=0.5, std="runs")
     (t,) = [x for x in rp.tables(rep) if x.title.startswith("Hardware-normalised")]
     row = dict(zip(t.columns, t.rows[0], strict=True))
     assert row["All epochs"] == "1.00 ± 0.20"  # 0.5, 0.6, 0.4 over 0.5
@@ -151,7 +173,7 @@ def test_normalised_by_reference_energy_and_energy_weighted_psds(runs: Path) -> 
 def test_reference_runs_are_matched_by_hardware(runs: Path, tmp_path: Path) -> None:
     write_run(tmp_path / "ref-a100", [0.5], 0.25)
     write_run(tmp_path / "ref-cpu", [0.5], 0.8, gpu=None, cpu="Test CPU")
-    rep = rp.build_report([runs / "16"], by="hardware",
+    rep = rp.build_report([runs / "16"], by="hardware", std="runs",
                           reference_dirs=[tmp_path / "ref-a100", tmp_path / "ref-cpu"])
     t = rp.table_normalised(rep)
     rows = {r[0]: dict(zip(t.columns, r, strict=True)) for r in t.rows}
@@ -177,7 +199,8 @@ def test_cli_report_writes_tables_csv_and_pngs(runs: Path, tmp_path: Path) -> No
     res = CliRunner().invoke(app, ["report", str(runs), "--format", "markdown",
                                    "--out", str(out), "--reference-kwh", "0.5"])
     assert res.exit_code == 0, res.output
-    assert "| 16 | 3 | 51.0 ± 11.5 |" in res.output
+    assert "| 16 | 3 | 51.0 ± 3.5 |" in res.output  # seed std within the A100 cell
+    assert "mean ± std over seeds, pooled within batch × hardware cells" in res.output
     for name in ("table1.csv", "table2.csv", "normalised.csv", "runs.csv"):
         assert (out / name).stat().st_size > 0
     assert (out / "runs.csv").read_text().count("\n") == 1 + 4

@@ -71,6 +71,8 @@ def report_cmd(
     reference_kwh: float = typer.Option(
         None, "--reference-kwh", help="Reference energy in kWh, for every run."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots to --out."),
+    std: str = typer.Option("seed", "--std", help="seed: the spread over seeds within each (group, other factor) cell, pooled, as the paper; runs: over all of a group's runs."),
+    include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Also count interrupted, diverged, failed and incomplete runs (their finished epochs)."),
 ) -> None:
     """Tables 1 and 2 of the paper (mean ± std per group), plots and CSVs."""
     from pathlib import Path
@@ -81,7 +83,8 @@ def report_cmd(
     if reference and reference_kwh is not None:
         fail("give --reference RUN_DIR or --reference-kwh X, not both")
     rep = rp.build_report(run_dirs, by=by, metric=metric, target_f1=target_f1,
-                          reference_dirs=reference or (), reference_kwh=reference_kwh)
+                          reference_dirs=reference or (), reference_kwh=reference_kwh,
+                          std=std, include_unfinished=include_unfinished)
     for w in rep.warnings:
         typer.echo(f"warning: {w}", err=True)
     tables = rp.tables(rep, target_f1)
@@ -112,6 +115,7 @@ def replay_cmd(
     by: str = typer.Option("all", "--by", help="Aggregate by all, batch, hardware or recipe."),
     fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
     per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Show the per-run table."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per run x policy to this CSV file."),
     stop_flags: dict[str, Any] | None = None,
 ) -> None:
     """Apply stopping policies offline to full-run logs: energy saved vs F1 lost."""
@@ -130,7 +134,11 @@ def replay_cmd(
         typer.echo(f"warning: {w}", err=True)
     tables = ([rpl.per_run_table(results)] if per_run else []) + [
         rpl.summary_table(results, by)]
+    tables[-1].notes += warnings
     emit_tables(tables, fmt)
+    if csv_path is not None:
+        rpl.write_csv(results, csv_path)
+        typer.echo(f"wrote {csv_path}", err=True)
 
 
 @app.command("bench-policies")
@@ -175,7 +183,7 @@ def bench_policies_cmd(
 @app.command("status")
 def status_cmd(
     run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Epoch metric shown as F1."),
+    metric: str | None = typer.Option(None, "--metric", help="Epoch metric shown as F1 (default: each run's own watched metric)."),
     fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
 ) -> None:
     """Where each run stands: state, epochs done, best and last F1, energy so far."""

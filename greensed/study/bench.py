@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from greensed import runlog
 from greensed.config import StopConfig
 from greensed.errors import GreensedError
 from greensed.runlog import EpochRecord
 from greensed.stopping import make_policy
-from greensed.study.runs import read_config, run_total_kwh
+from greensed.study.collect import collect
+from greensed.study.runs import read_config
 
 # A relative F1 loss above this is "stopped too early" (the goal's tolerance).
 TOO_EARLY = 0.02
@@ -91,38 +91,30 @@ class Outcome:
 
 def load_corpus(paths: Sequence[str | Path], *, metric: str, checkpoint_metric: str | None = None
                 ) -> tuple[list[CurveRun], list[str]]:
-    """Every finished full-length run under ``paths``; the others are named in warnings."""
-    runs, warnings = [], []
-    for p in runlog.find_runs(paths):
-        run = runlog.load_run(p)
-        why = _unusable(run, metric)
-        if why:
-            warnings.append(f"{p}: left out ({why})")
+    """Every finished full-length run under ``paths``, each once (greensed.study.collect);
+    the runs left out are named in the warnings."""
+    found = collect(paths)
+    runs, warnings = [], [f"{p}: left out ({why})" for p, why in found.left_out]
+    for sr in found.runs:
+        run = sr.log
+        if all(v is None for v in run.series(metric)):
+            warnings.append(f"{sr.path}: left out (no {metric})")
             continue
-        cfg = read_config(run)
+        if sr.energy.estimated or sr.energy.total_kwh is None:
+            warnings.append(f"{sr.path}: left out (epochs without an energy reading)")
+            continue
         s = run.summary
         assert s is not None
         runs.append(CurveRun(
-            run_dir=p, label=str(p), batch=str(s.batch_size), seed=s.seed,
-            records=tuple(run.epochs), total_kwh=float(run_total_kwh(run) or 0.0),
-            f1=tuple(run.series(metric)),
-            kept_by=tuple(run.series(checkpoint_metric or metric))))
-        if cfg.get("stop", {}).get("policies"):
-            warnings.append(f"{p}: trained with early stopping {cfg['stop']['policies']}; "
-                            "a replay can only stop earlier")
+            run_dir=sr.path, label=str(sr.path), batch=str(s.batch_size), seed=s.seed,
+            records=tuple(run.epochs), total_kwh=sr.energy.total_kwh,
+            f1=tuple(run.series(metric)), kept_by=tuple(run.series(checkpoint_metric or metric))))
+        if read_config(run).get("stop", {}).get("policies"):
+            warnings.append(f"{sr.path}: trained with early stopping; a replay can only stop "
+                            "earlier")
     if not runs:
         raise GreensedError(f"no finished full-length run under {', '.join(map(str, paths))}")
     return runs, warnings
-
-
-def _unusable(run: runlog.RunLog, metric: str) -> str | None:
-    if run.summary is None or not run.finished:
-        return "not finished" if run.summary else "no summary.json: still running?"
-    if not run.epochs or all(v is None for v in run.series(metric)):
-        return f"no {metric}"
-    if any(r.metric("cumulative_kwh") is None for r in run.epochs) or not run_total_kwh(run):
-        return "an epoch without energy"
-    return None
 
 
 # --- settings ----------------------------------------------------------------------

@@ -10,17 +10,17 @@ module only feeds them logged epochs.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from greensed import runlog
 from greensed.config import StopConfig
 from greensed.errors import ConfigError, GreensedError
-from greensed.runlog import RunLog
 from greensed.stopping import build_policy, parse_spec
-from greensed.study.runs import DEFAULT_METRIC, check_by, group_key, run_total_kwh, sort_key
+from greensed.study.collect import StudyRun, collect
+from greensed.study.runs import DEFAULT_METRIC, check_by, group_key, sort_key
 from greensed.study.tables import Table, decimals_for
 
 
@@ -82,9 +82,10 @@ class ReplayResult:
         return (self.max_f1 - self.best_f1_to_stop) / self.max_f1
 
 
-def replay_run(run: RunLog, policy: NamedPolicy, *, metric: str = DEFAULT_METRIC,
+def replay_run(sr: StudyRun, policy: NamedPolicy, *, metric: str = DEFAULT_METRIC,
                group: str = "all") -> ReplayResult:
     """Apply one policy to one run's logged epochs."""
+    run = sr.log
     history = run.epochs
     n = len(history)
     if n == 0:
@@ -101,8 +102,8 @@ def replay_run(run: RunLog, policy: NamedPolicy, *, metric: str = DEFAULT_METRIC
     f1 = run.series(metric)
     upto = [v for v in f1[:stop_i] if v is not None]
     allv = [v for v in f1 if v is not None]
-    kwh = history[stop_i - 1].metric("cumulative_kwh")
-    total = run_total_kwh(run)
+    kwh = sr.energy.cumulative_kwh[stop_i - 1]
+    total = sr.energy.total_kwh
     if stop_i == n and total is not None:
         kwh = total  # stopping at the end costs the whole run (lost partial epochs included)
     return ReplayResult(
@@ -119,22 +120,34 @@ def replay(run_dirs: Sequence[str | Path], policies: Sequence[NamedPolicy], *,
     if not policies:
         raise ConfigError("no policy to replay: give --stop ... or --policy SPEC")
     check_by(by, allow_all=True)
-    paths = runlog.find_runs(run_dirs)
-    if not paths:
-        raise GreensedError(f"no run directories under {', '.join(map(str, run_dirs))}")
-    results, warnings = [], []
-    for p in paths:
-        run = runlog.load_run(p)
-        if not run.epochs:
-            warnings.append(f"{p}: no finished epoch, skipped")
-            continue
-        fired = run.summary.stop_policy if run.summary else None
+    found = collect(run_dirs)
+    if not found.runs:
+        why = f" ({len(found.left_out)} left out; first: {found.left_out[0][1]})" \
+            if found.left_out else ""
+        raise GreensedError(f"no finished run under {', '.join(map(str, run_dirs))}{why}")
+    results, warnings = [], found.notes()
+    for sr in found.runs:
+        fired = sr.log.summary.stop_policy if sr.log.summary else None
         if fired and fired != "max-epochs":
-            warnings.append(f"{p}: the run itself stopped early ({fired}); replay can "
+            warnings.append(f"{sr.path}: the run itself stopped early ({fired}); replay can "
                             "only stop earlier, and saved % is relative to its shorter log")
-        key = group_key(run, by)
-        results += [replay_run(run, pol, metric=metric, group=key) for pol in policies]
+        key = group_key(sr.log, by)
+        results += [replay_run(sr, pol, metric=metric, group=key) for pol in policies]
     return results, warnings
+
+
+def write_csv(results: Sequence[ReplayResult], path: str | Path) -> None:
+    """One row per run x policy: the run directory as given, the policy and its figures."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["run", "group", "policy", "stop_epoch", "epochs", "stop_policy",
+                    "stop_reason", "kwh_at_stop", "total_kwh", "saved_fraction",
+                    "best_f1_to_stop", "max_f1", "f1_loss_rel"])
+        for r in results:
+            w.writerow([str(r.run_dir), r.group, r.policy, r.stop_epoch, r.epochs,
+                        r.stop_policy, r.stop_reason] + ["" if v is None else repr(v) for v in (
+                            r.kwh_at_stop, r.total_kwh, r.saved, r.best_f1_to_stop, r.max_f1,
+                            r.f1_loss)])
 
 
 def _pct(x: float | None) -> str:

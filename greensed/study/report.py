@@ -12,16 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from greensed import runlog
 from greensed.errors import GreensedError
 from greensed.numbers import finite_float
-from greensed.runlog import EpochRecord, RunLog
+from greensed.runlog import EpochRecord
+from greensed.study.collect import RunState, StudyRun, collect
 from greensed.study.runs import (
     DEFAULT_METRIC,
     check_by,
     group_key,
     hardware_key,
-    run_total_kwh,
     run_total_s,
     sort_key,
 )
@@ -53,6 +52,15 @@ class RunStats:
     wh_per_min: float | None = None
     extra_cost: float | None = None  # (kWh@max - kWh@95%) / kWh@95%
     psds: dict[str, float] = field(default_factory=dict)
+    # The other factor's key (hardware when grouped by batch, ...): runs of one group and
+    # one cell differ only by their seed.
+    cell: str = ""
+    seed: int | None = None
+    energy_estimated: bool = False
+    state: str = "finished"
+    recipe: str = ""
+    stop_policy: str = ""
+    steps_per_epoch: int | None = None
     # (epoch, cumulative kWh, metric, epoch kWh) of every epoch, for the plots.
     points: list[tuple[int, float | None, float | None, float | None]] = field(
         default_factory=list)
@@ -67,19 +75,20 @@ def first_reaching(epochs: Sequence[EpochRecord], key: str, level: float) -> int
     return None
 
 
-def run_stats(run: RunLog, *, metric: str = DEFAULT_METRIC, target_f1: float = TARGET_F1,
-              group: str = "all") -> RunStats:
+def run_stats(sr: StudyRun, *, metric: str = DEFAULT_METRIC, target_f1: float = TARGET_F1,
+              group: str = "all", cell: str = "") -> RunStats:
+    run, energy = sr.log, sr.energy
     epochs = run.epochs
     finite = [v for v in run.series(metric) if v is not None]
     max_f1 = max(finite) if finite else None
 
     def kwh_at(i: int | None) -> float | None:
-        return None if i is None else epochs[i].metric("cumulative_kwh")
+        return None if i is None else energy.cumulative_kwh[i]
 
     best_i = first_reaching(epochs, metric, max_f1) if max_f1 is not None else None
     near = NEAR_MAX * max_f1 if max_f1 is not None else None
     near_i = first_reaching(epochs, metric, near) if near is not None else None
-    total_kwh, total_s = run_total_kwh(run), run_total_s(run)
+    total_kwh, total_s = energy.total_kwh, run_total_s(run)
     s = RunStats(
         run_dir=run.run_dir,
         group=group,
@@ -95,6 +104,11 @@ def run_stats(run: RunLog, *, metric: str = DEFAULT_METRIC, target_f1: float = T
         total_s=total_s,
         stop_epoch=(run.summary.stop_epoch if run.summary else None) or (
             epochs[-1].epoch if epochs else None),
+        cell=cell, seed=run.summary.seed if run.summary else None,
+        energy_estimated=energy.estimated, state=sr.state.value,
+        recipe=run.summary.recipe if run.summary else "",
+        stop_policy=run.summary.stop_policy if run.summary else "",
+        steps_per_epoch=run.summary.steps_per_epoch if run.summary else None,
     )
     if total_kwh is not None and s.epochs:
         s.wh_per_epoch = total_kwh * 1000 / s.epochs
@@ -102,8 +116,8 @@ def run_stats(run: RunLog, *, metric: str = DEFAULT_METRIC, target_f1: float = T
         s.wh_per_min = total_kwh * 1000 / (total_s / 60)
     if s.kwh_at_max is not None and s.kwh_at_near_max:
         s.extra_cost = (s.kwh_at_max - s.kwh_at_near_max) / s.kwh_at_near_max
-    s.points = [(r.epoch, r.metric("cumulative_kwh"), r.metric(metric), r.metric("energy_kwh"))
-                for r in epochs]
+    s.points = [(r.epoch, kwh, r.metric(metric), r.metric("energy_kwh"))
+                for r, kwh in zip(epochs, energy.cumulative_kwh, strict=True)]
     psds = run.dir.read_object(run.dir.psds) or {}
     s.psds = {k: v for k, v in ((k, finite_float(v)) for k, v in psds.items()
                                 if k.startswith("psds")) if v is not None}
@@ -117,6 +131,8 @@ class Report:
     groups: dict[str, list[RunStats]]
     reference_kwh: dict[str, float] = field(default_factory=dict)  # hardware -> kWh
     warnings: list[str] = field(default_factory=list)
+    std: str = "seed"
+    notes: list[str] = field(default_factory=list)  # what was left out or estimated
 
     def reference_for(self, s: RunStats) -> float | None:
         if s.hardware in self.reference_kwh:
@@ -126,36 +142,48 @@ class Report:
         return None
 
 
+# The factor a group's runs may differ by besides the seed (the paper's grid: batch x GPU).
+OTHER_FACTOR = {"batch": "hardware", "hardware": "batch", "recipe": "hardware"}
+STD_WAYS = ("seed", "runs")
+
+
 def build_report(run_dirs: Sequence[str | Path], *, by: str = "batch",
                  metric: str = DEFAULT_METRIC, target_f1: float = TARGET_F1,
                  reference_dirs: Sequence[str | Path] = (),
-                 reference_kwh: float | None = None) -> Report:
-    """Read every run under ``run_dirs`` and group it by ``by``.
+                 reference_kwh: float | None = None, std: str = "seed",
+                 include_unfinished: bool = False) -> Report:
+    """Read every run under ``run_dirs`` (each once; see greensed.study.collect) and
+    group it by ``by``.
 
+    ``std="seed"`` (the paper's way): the spread over the seeds of each (group, other
+    factor) cell, pooled over the cells; ``"runs"``: over all of the group's runs.
     ``reference_dirs``: reference runs (the baseline on each hardware); a run is
     normalised by the reference on its own hardware, or by the only reference.
     ``reference_kwh``: one reference energy for every run.
     """
     check_by(by)
-    paths = runlog.find_runs(run_dirs)
-    if not paths:
-        raise GreensedError(f"no run directories under {', '.join(map(str, run_dirs))}")
-    rep = Report(by, metric, {})
-    for p in paths:
-        run = runlog.load_run(p)
-        if not run.epochs:
-            rep.warnings.append(f"{p}: no finished epoch, skipped")
-            continue
-        if all(v is None for v in run.series(metric)):
-            raise GreensedError(f"{run.dir.epochs}: no metric {metric!r} in any epoch")
-        if run.summary and not run.summary.finished:
-            rep.warnings.append(f"{p}: status {run.summary.status.value!r}, "
-                                "figures cover its finished epochs only")
-        elif not run.summary:
-            rep.warnings.append(f"{p}: no summary.json (still running?)")
-        key = group_key(run, by)
-        rep.groups.setdefault(key, []).append(
-            run_stats(run, metric=metric, target_f1=target_f1, group=key))
+    if std not in STD_WAYS:
+        raise GreensedError(f"--std {std!r}: choose from {', '.join(STD_WAYS)}")
+    if not 0 < target_f1 <= 1:
+        hint = f"; for {target_f1:g} % use {target_f1 / 100:g}" if 1 < target_f1 <= 100 else ""
+        raise GreensedError(f"--target-f1 {target_f1:g}: F1 is a fraction in (0, 1]{hint}")
+    found = collect(run_dirs, include_unfinished=include_unfinished)
+    rep = Report(by, metric, {}, std=std, notes=found.notes())
+    rep.warnings += found.notes()
+    for sr in found.runs:
+        if all(v is None for v in sr.log.series(metric)):
+            raise GreensedError(f"{sr.log.dir.epochs}: no metric {metric!r} in any epoch")
+        if sr.state is not RunState.FINISHED:
+            rep.warnings.append(f"{sr.path}: {sr.state.value}, figures cover its finished "
+                                "epochs only")
+        key = group_key(sr.log, by)
+        rep.groups.setdefault(key, []).append(run_stats(
+            sr, metric=metric, target_f1=target_f1, group=key,
+            cell=group_key(sr.log, OTHER_FACTOR[by])))
+    if not rep.groups:
+        why = f" ({len(found.left_out)} left out; first: {found.left_out[0][1]})" \
+            if found.left_out else ""
+        raise GreensedError(f"no finished run under {', '.join(map(str, run_dirs))}{why}")
     rep.groups = dict(sorted(rep.groups.items(), key=lambda kv: sort_key(kv[0])))
 
     if reference_kwh is not None:
@@ -163,11 +191,11 @@ def build_report(run_dirs: Sequence[str | Path], *, by: str = "batch",
             raise GreensedError(f"--reference-kwh {reference_kwh}: must be > 0")
         rep.reference_kwh["*"] = reference_kwh
     for d in reference_dirs:
-        ref = runlog.load_run(d)
-        kwh = run_total_kwh(ref)
+        ref = collect([d], include_unfinished=True).runs
+        kwh = ref[0].energy.total_kwh if ref else None
         if not kwh:
             raise GreensedError(f"{d}: reference run has no energy reading")
-        rep.reference_kwh[hardware_key(ref)] = kwh
+        rep.reference_kwh[hardware_key(ref[0].log)] = kwh
     if rep.reference_kwh and "*" not in rep.reference_kwh:
         for runs in rep.groups.values():
             for s in runs:
@@ -179,8 +207,21 @@ def build_report(run_dirs: Sequence[str | Path], *, by: str = "batch",
     return rep
 
 
-def _col(runs: list[RunStats], get: Callable[[RunStats], float | None]) -> Agg:
-    return Agg.of([get(s) for s in runs])
+def _col(rep: Report, runs: list[RunStats], get: Callable[[RunStats], float | None]) -> Agg:
+    """A column over a group's runs: mean ± the std the report asks for."""
+    if rep.std == "runs":
+        return Agg.of([get(s) for s in runs])
+    cells: dict[str, list[float | None]] = {}
+    for s in runs:
+        cells.setdefault(s.cell, []).append(get(s))
+    return Agg.of_cells(list(cells.values()))
+
+
+def std_title(rep: Report) -> str:
+    if rep.std == "runs":
+        return "mean ± std over the group's runs, ddof=1"
+    return (f"mean ± std over seeds, pooled within {rep.by} × {OTHER_FACTOR[rep.by]} "
+            "cells, ddof=1")
 
 
 def _f1(a: Agg) -> str:
@@ -189,35 +230,34 @@ def _f1(a: Agg) -> str:
 
 def table1(rep: Report) -> Table:
     t = Table(f"Table 1: performance, time and energy by {rep.by} "
-              f"(mean ± std over runs, ddof=1; F1 = max {rep.metric}, %)",
+              f"({std_title(rep)}; F1 = max {rep.metric}, %)",
               [rep.by.capitalize(), "Runs", "Max F1", "Time", "Total (kWh)",
                "Epoch (Wh)", "Minute (Wh)"])
     for key, runs in rep.groups.items():
         t.add([key, str(len(runs)),
-               _f1(_col(runs, lambda s: s.max_f1)),
-               fmt_duration(_col(runs, lambda s: s.total_s)),
-               fmt_agg(_col(runs, lambda s: s.total_kwh)),
-               fmt_agg(_col(runs, lambda s: s.wh_per_epoch), min_decimals=1),
-               fmt_agg(_col(runs, lambda s: s.wh_per_min), min_decimals=1)])
+               _f1(_col(rep, runs, lambda s: s.max_f1)),
+               fmt_duration(_col(rep, runs, lambda s: s.total_s)),
+               fmt_agg(_col(rep, runs, lambda s: s.total_kwh)),
+               fmt_agg(_col(rep, runs, lambda s: s.wh_per_epoch), min_decimals=1),
+               fmt_agg(_col(rep, runs, lambda s: s.wh_per_min), min_decimals=1)])
     return t
 
 
 def table2(rep: Report, target_f1: float = TARGET_F1) -> Table:
-    t = Table(f"Table 2: energy (kWh) to reach F1 levels by {rep.by} "
-              "(mean ± std over runs, ddof=1)",
+    t = Table(f"Table 2: energy (kWh) to reach F1 levels by {rep.by} ({std_title(rep)})",
               [rep.by.capitalize(), "Max F1", "95% Max F1", f"@F1 = {target_f1:.0%}",
                "@95% Max F1", "@Max F1", "All epochs", "Extra 95%→Max (mean of runs)",
                "Extra 95%→Max (of means)"])
     for key, runs in rep.groups.items():
-        near = _col(runs, lambda s: s.kwh_at_near_max)
-        at_max = _col(runs, lambda s: s.kwh_at_max)
+        near = _col(rep, runs, lambda s: s.kwh_at_near_max)
+        at_max = _col(rep, runs, lambda s: s.kwh_at_max)
         t.add([key,
-               _f1(_col(runs, lambda s: s.max_f1)),
-               _f1(_col(runs, lambda s: s.near_max_f1)),
-               fmt_agg(_col(runs, lambda s: s.kwh_at_target), missing="never reached"),
+               _f1(_col(rep, runs, lambda s: s.max_f1)),
+               _f1(_col(rep, runs, lambda s: s.near_max_f1)),
+               fmt_agg(_col(rep, runs, lambda s: s.kwh_at_target), missing="never reached"),
                fmt_agg(near), fmt_agg(at_max),
-               fmt_agg(_col(runs, lambda s: s.total_kwh)),
-               fmt_agg(_col(runs, lambda s: s.extra_cost), scale=100, decimals=0, suffix="%"),
+               fmt_agg(_col(rep, runs, lambda s: s.total_kwh)),
+               fmt_agg(_col(rep, runs, lambda s: s.extra_cost), scale=100, decimals=0, suffix="%"),
                _ratio_of_means(near, at_max)])
     return t
 
@@ -242,11 +282,11 @@ def table_normalised(rep: Report, target_f1: float = TARGET_F1) -> Table | None:
         refs = {rep.reference_for(s) for s in runs} - {None}
 
         def norm(get: Callable[[RunStats], float | None], runs: list[RunStats] = runs) -> Agg:
-            vals = []
-            for s in runs:
-                ref, v = rep.reference_for(s), get(s)
-                vals.append(v / ref if ref and v is not None else None)
-            return Agg.of(vals)
+            def scaled(run: RunStats) -> float | None:
+                ref, v = rep.reference_for(run), get(run)
+                return v / ref if ref and v is not None else None
+
+            return _col(rep, runs, scaled)
 
         row = [key, ", ".join(f"{r:.{decimals_for(r, 2)}f}" for r in sorted(refs)) or "none",
                fmt_agg(norm(lambda s: s.kwh_at_target), missing="never reached"),
@@ -254,34 +294,38 @@ def table_normalised(rep: Report, target_f1: float = TARGET_F1) -> Table | None:
                fmt_agg(norm(lambda s: s.kwh_at_max)),
                fmt_agg(norm(lambda s: s.total_kwh))]
         for k in psds_keys:
-            vals = []
-            for s in runs:
-                ref = rep.reference_for(s)
-                ok = ref and k in s.psds and s.total_kwh
-                vals.append(s.psds[k] * ref / s.total_kwh if ok else None)
-            row.append(fmt_agg(Agg.of(vals), decimals=3, missing="no psds.json"))
+            def weighted(run: RunStats, k: str = k) -> float | None:
+                ref = rep.reference_for(run)
+                ok = ref and k in run.psds and run.total_kwh
+                return run.psds[k] * ref / run.total_kwh if ok else None  # type: ignore[operator]
+
+            row.append(fmt_agg(_col(rep, runs, weighted), decimals=3, missing="no psds.json"))
         t.add(row)
     return t
 
 
 def runs_table(rep: Report) -> Table:
     """One row per run, raw numbers (fractions, kWh, seconds): for CSV export."""
-    t = Table("Runs", [rep.by, "run_dir", "hardware", "epochs", "stop_epoch", "best_epoch",
+    t = Table("Runs", [rep.by, "run_dir", "hardware", "seed", "recipe", "state",
+                       "stop_policy", "steps_per_epoch", "epochs", "stop_epoch", "best_epoch",
                        "max_f1", "near_max_f1", "kwh_at_target", "kwh_at_near_max",
-                       "kwh_at_max", "total_kwh", "total_s", "wh_per_epoch", "wh_per_min",
-                       "extra_cost"])
+                       "kwh_at_max", "total_kwh", "energy_estimated", "total_s",
+                       "wh_per_epoch", "wh_per_min", "extra_cost"])
     for key, runs in rep.groups.items():
         for s in runs:
             t.add([key, str(s.run_dir), s.hardware] + [
-                "" if v is None else repr(v) for v in (
-                    s.epochs, s.stop_epoch, s.best_epoch, s.max_f1, s.near_max_f1,
-                    s.kwh_at_target, s.kwh_at_near_max, s.kwh_at_max, s.total_kwh,
+                "" if v is None else (str(v) if isinstance(v, str) else repr(v)) for v in (
+                    s.seed, s.recipe, s.state, s.stop_policy, s.steps_per_epoch, s.epochs,
+                    s.stop_epoch, s.best_epoch, s.max_f1, s.near_max_f1, s.kwh_at_target,
+                    s.kwh_at_near_max, s.kwh_at_max, s.total_kwh, int(s.energy_estimated),
                     s.total_s, s.wh_per_epoch, s.wh_per_min, s.extra_cost)])
+    t.notes += rep.notes
     return t
 
 
 def tables(rep: Report, target_f1: float = TARGET_F1) -> list[Table]:
     out = [table1(rep), table2(rep, target_f1)]
+    out[0].notes += rep.notes
     norm = table_normalised(rep, target_f1)
     if norm is not None:
         out.append(norm)

@@ -58,18 +58,6 @@ def sort_key(key: str) -> tuple[int, float, str]:
         return (1, 0.0, key)
 
 
-def run_total_kwh(run: RunLog) -> float | None:
-    """Energy of the whole run: summary total_kwh (includes lost partial epochs),
-    else the last epoch's cumulative_kwh."""
-    total = finite_float(run.summary.total_kwh) if run.summary else None
-    if total is not None:
-        return total
-    for rec in reversed(run.epochs):
-        if rec.metric("cumulative_kwh") is not None:
-            return rec.metric("cumulative_kwh")
-    return None
-
-
 def run_total_s(run: RunLog) -> float | None:
     total = finite_float(run.summary.total_s) if run.summary else None
     if total is not None:

@@ -37,6 +37,22 @@ class Agg:
         m, s = mean_std(have)
         return cls(m, s, len(have), len(values) - len(have))
 
+    @classmethod
+    def of_cells(cls, cells: Sequence[Sequence[float | None]]) -> Agg:
+        """Mean of every value; std pooled within the cells: sqrt(sum of squared
+        deviations from each cell's own mean / sum of (n_cell - 1)), the seed-to-seed
+        spread with the differences between cells taken out (None without a cell of
+        two values)."""
+        have = [[v for v in c if v is not None] for c in cells]
+        values = [v for c in have for v in c]
+        n_missing = sum(len(c) for c in cells) - len(values)
+        if not values:
+            return cls(None, None, 0, n_missing)
+        dof = sum(len(c) - 1 for c in have if c)
+        ss = sum((v - sum(c) / len(c)) ** 2 for c in have if c for v in c)
+        return cls(sum(values) / len(values), math.sqrt(ss / dof) if dof else None,
+                   len(values), n_missing)
+
 
 def fmt_agg(a: Agg, scale: float = 1.0, min_decimals: int = 2, suffix: str = "",
             missing: str = "no data", decimals: int | None = None) -> str:

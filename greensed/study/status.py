@@ -8,68 +8,38 @@ that failed before the trainer wrote anything.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from greensed import runlog
-from greensed.runlog import RunDir, RunStatus
-from greensed.study.runs import DEFAULT_METRIC, read_config, run_total_kwh
+from greensed.runlog import RunDir
+from greensed.study.collect import RunState, energy_of, state_of
+from greensed.study.runs import DEFAULT_METRIC, read_config
 from greensed.study.tables import Table, decimals_for
 
 
-def lock_held(run_dir: Path) -> bool | None:
-    """Whether a trainer holds ``run_dir/lock`` now: True/False when the lock
-    line ("pid N on HOST") names this host, None when that cannot be told (no
-    such line, or another host). The file outlives its holder, so its
-    existence says nothing; the kernel's flock table (/proc/locks) does."""
-    path = RunDir(run_dir).lock
-    try:
-        words = path.read_text().split()
-        inode = path.stat().st_ino
-    except OSError:
-        return None
-    if len(words) != 4 or words[0] != "pid" or words[2] != "on" or not words[1].isdigit():
-        return None
-    if words[3] != socket.gethostname():
-        return None
-    try:
-        locks = Path("/proc/locks").read_text().splitlines()
-    except OSError:  # not Linux: fall back to whether the named process lives
-        try:
-            os.kill(int(words[1]), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF": device:inode in field 6.
-    return any(len(f) > 5 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode)
-               for f in (line.split() for line in locks))
-
-
 def run_state(run: runlog.RunLog, launch: dict[str, Any] | None = None) -> str:
-    """`running` (a live trainer holds the lock), `queued` (submitted by the
-    launcher, not started yet), `failed` (summary or launcher error),
-    `finished`, `interrupted`, `diverged` (from summary.json), else
-    `incomplete` (a trainer died without a summary)."""
-    alive = lock_held(run.run_dir)
-    status = run.status
-    if alive:
-        return "running"
+    """The run's state (greensed.study.collect.state_of: finished, interrupted,
+    diverged, failed, running, incomplete, damaged), or the launcher's word for a
+    cell that has not started again: `queued` (submitted) or `failed` (its error)."""
+    state, _ = state_of(run)
+    if state is RunState.RUNNING:
+        return state.value
     launch = launch or {}
     # A resubmitted cell keeps its old summary until the new attempt ends.
-    if launch.get("state") == "submitted" and status is not RunStatus.FINISHED:
+    if launch.get("state") == "submitted" and state is not RunState.FINISHED:
         return "queued"
-    if launch.get("state") == "failed" and status is not RunStatus.FINISHED:
+    if launch.get("state") == "failed" and state is not RunState.FINISHED:
         return "failed"
-    if status:
-        return status.value
-    if alive is None and run.dir.lock.exists():
-        return "running"  # a lock we cannot check (another host): trust it
-    return "incomplete"
+    return state.value
+
+
+def watched_metric(run: runlog.RunLog) -> str:
+    """The metric the run's own policies watched (its summary, else its config)."""
+    if run.summary and run.summary.best_metric:
+        return run.summary.best_metric
+    return str(read_config(run).get("stop", {}).get("metric") or DEFAULT_METRIC)
 
 
 def find_cells(paths: Sequence[str | Path]) -> list[Path]:
@@ -84,18 +54,25 @@ def find_cells(paths: Sequence[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def status_table(run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC) -> Table:
-    t = Table("Runs", ["Run", "State", "Epochs", "Best F1", "Last F1", "kWh", "Stop reason"])
+def status_table(run_dirs: Sequence[str | Path], metric: str | None = None) -> Table:
+    """One row per run or launched cell; F1 is ``metric``, or each run's own watched one."""
+    t = Table("Runs", ["Run", "State", "Epochs", "Metric", "Best F1", "Last F1", "kWh",
+                       "Stop reason"])
+    estimated = False
     for path in find_cells(run_dirs):
         run = runlog.load_run(path, need_epochs=False)
         launch = run.dir.read_object(run.dir.launch) or {}
         state = run_state(run, launch)
+        _, why = state_of(run)
         planned = read_config(run).get("train", {}).get("epochs")
-        values = [(r.epoch, r.metric(metric)) for r in run.epochs]
+        key = metric or watched_metric(run)
+        values = [(r.epoch, r.metric(key)) for r in run.epochs]
         scored = [(v, e) for e, v in values if v is not None]
         best = max(scored, key=lambda ve: ve[0], default=None)
         last = values[-1][1] if values else None
-        kwh = run_total_kwh(run) if run.epochs else None
+        energy = energy_of(run) if run.epochs else None
+        kwh = energy.total_kwh if energy else None
+        estimated |= bool(energy and energy.estimated)
         summary = run.summary
         error = summary.error if summary else None
         stop_reason = summary.stop_reason if summary else None
@@ -105,12 +82,18 @@ def status_table(run_dirs: Sequence[str | Path], metric: str = DEFAULT_METRIC) -
             reason = f"job {launch['job_id']}" if launch.get("job_id") else "waiting"
         elif state == "running":
             reason = f"epoch {len(run.epochs) + 1}"
+        elif state in ("incomplete", "damaged"):
+            reason = why
         else:
             reason = stop_reason or error
+        mark = "~" if energy and energy.estimated else ""
         t.add([str(path), state,
-               f"{len(run.epochs)}/{planned}" if planned else str(len(run.epochs)),
+               f"{len(run.epochs)}/{planned}" if planned else str(len(run.epochs)), key,
                f"{best[0] * 100:.1f}% @{best[1]}" if best else "-",
                f"{last * 100:.1f}%" if last is not None else "-",
-               f"{kwh:.{decimals_for(kwh, 2)}f}" if kwh is not None else "-",
+               f"{mark}{kwh:.{decimals_for(kwh, 2)}f}" if kwh is not None else "-",
                str(reason or "-")])
+    if estimated:
+        t.notes.append("~: energy of some epochs estimated (the meter failed there): mean "
+                       "power of the run's other epochs x their duration")
     return t
