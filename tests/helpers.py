@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from greensed import config as C
+from greensed.cli import main
 
 # --- training ------------------------------------------------------------------
 
@@ -33,6 +39,76 @@ def tiny_config(dataset: Path, cache: Path, epochs: int = 2) -> C.RunConfig:
 
 def quiet(_: str) -> None:
     pass
+
+
+
+# --- trainers as processes (reliability tests) -----------------------------------
+
+# A `greensed train` that parks at a chosen moment, so that a test signals or kills
+# it there every time. GREENSED_TEST_PARK: "validate:N" (in epoch N's validation, after
+# its steps), "step:N" (in the N-th training step: one step per epoch in these tests)
+# or "extract" (in the feature extraction); GREENSED_TEST_PARK_S: how long (600 s).
+# GREENSED_TEST_PARKED names a file created when it parks.
+PARK = """
+import os, sys, time
+where, _, n = os.environ.get("GREENSED_TEST_PARK", "validate:2").partition(":")
+secs = float(os.environ.get("GREENSED_TEST_PARK_S", "600"))
+def park():
+    open(os.environ["GREENSED_TEST_PARKED"], "w").close()
+    time.sleep(secs)
+def hook(module, name):
+    real, calls = getattr(module, name), []
+    def parked(*args, **kwargs):
+        calls.append(1)
+        if not n or len(calls) == int(n):
+            park()
+        return real(*args, **kwargs)
+    setattr(module, name, parked)
+if where == "extract":
+    import greensed.data.cache as target
+    hook(target, "_extract")
+else:
+    import greensed.train.epoch as target
+    hook(target, "validate" if where == "validate" else "optimize")
+from greensed.cli import main
+sys.argv = ["greensed", *sys.argv[1:]]
+main()
+"""
+PARK_IN_EPOCH_2 = PARK  # the default: in epoch 2's validation
+
+
+def train_args(dataset: Path, cache: Path, run: Path, epochs: int) -> list[str]:
+    return ["train", "--data", str(dataset), "--cache-dir", str(cache), "--out", str(run),
+            "--batch-size", "4", "--max-steps-per-epoch", "1", "--epochs", str(epochs),
+            "--meter", "constant:40"]
+
+
+def spawn(argv: list[str], **env: str) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout_s: float = 240) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"trainer exited {proc.returncode} early:\n{out}\n{err}")
+        if time.monotonic() - t0 > timeout_s:
+            proc.kill()
+            proc.communicate()
+            pytest.fail(f"timed out after {timeout_s} s")
+        time.sleep(0.05)
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object
+        ) -> tuple[int, str, str]:
+    """`greensed ARGS` in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["greensed", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
 
 
 

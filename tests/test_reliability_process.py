@@ -10,40 +10,17 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import PARK_IN_EPOCH_2, cli, spawn, train_args, wait_for
 
 from greensed import runlog
-from greensed.cli import main
 from greensed.config import FeatureConfig
 from greensed.data.desed import load_dataset
 from greensed.runlog import RunDir, RunStatus, Summary
-
-# A `greensed train` that parks in the validation of epoch 2, after its training
-# steps (and their heartbeat), so that the test kills it mid-epoch every time.
-PARK_IN_EPOCH_2 = """
-import os, sys, time
-import greensed.train.epoch as epoch
-real_validate = epoch.validate
-calls = []
-def validate(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == int(os.environ.get("GREENSED_TEST_PARK_EPOCH", "2")):
-        open(os.environ["GREENSED_TEST_PARKED"], "w").close()
-        time.sleep(600)
-    return real_validate(*args, **kwargs)
-epoch.validate = validate
-from greensed.cli import main
-sys.argv = ["greensed", *sys.argv[1:]]
-main()
-"""
-
 
 # Trains or spawns trainers: left out of `make test-fast`.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -55,40 +32,6 @@ def cache(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("reliability-cache")
     load_dataset(tiny_dataset, FeatureConfig(), cache_dir=path)
     return path
-
-
-def train_args(dataset: Path, cache: Path, run: Path, epochs: int) -> list[str]:
-    return ["train", "--data", str(dataset), "--cache-dir", str(cache), "--out", str(run),
-            "--batch-size", "4", "--max-steps-per-epoch", "1", "--epochs", str(epochs),
-            "--meter", "constant:40"]
-
-
-def spawn(argv: list[str], **env: str) -> subprocess.Popen:
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
-
-
-def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout_s: float = 240) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"trainer exited {proc.returncode} early:\n{out}\n{err}")
-        if time.monotonic() - t0 > timeout_s:
-            proc.kill()
-            proc.communicate()
-            pytest.fail(f"timed out after {timeout_s} s")
-        time.sleep(0.05)
-
-
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object
-        ) -> tuple[int, str, str]:
-    """`greensed ARGS` in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["greensed", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def check_energy_ledger(run: Path, summary: Summary) -> list[runlog.EpochRecord]:
@@ -194,7 +137,7 @@ def test_kill_9_in_the_first_epoch_is_estimated_from_the_redone_epoch(
     parked = tmp_path / "parked"
     proc = spawn([sys.executable, "-c", PARK_IN_EPOCH_2,
                   *train_args(tiny_dataset, cache, run, 2)],
-                 GREENSED_TEST_PARKED=str(parked), GREENSED_TEST_PARK_EPOCH="1")
+                 GREENSED_TEST_PARKED=str(parked), GREENSED_TEST_PARK="validate:1")
     wait_for(parked.exists, proc)
     proc.kill()
     proc.communicate(timeout=60)

@@ -105,14 +105,21 @@ def train(
 
     console = Console(highlight=False)
     if resume is not None:
-        saved = RunDir(resume).config
-        if not saved.exists():
-            raise GreensedError(f"{resume}: nothing to resume (no {saved.name})")
-        cfg = C.from_toml_text(saved.read_text(), str(saved))
+        if out is not None and out.resolve() != resume.resolve():
+            raise GreensedError(f"--resume {resume} --out {out}: a resumed run stays in its "
+                                "directory; give one of them")
+        d = RunDir(resume)
+        if not d.config.exists():
+            raise GreensedError(f"{resume}: nothing to resume (no {d.config.name})")
+        text = d.read_config_text() or ""
+        cfg = C.from_toml_text(text, str(d.config))
         if recipe is not None:
             cfg = C.load_recipe(_recipe(recipe), cfg)
         run_dir = resume
-        name = resume.name
+        # The run keeps the recipe name it started with (the summary, else the launcher's).
+        before = d.read_summary()
+        name = (before.recipe if before and before.recipe else
+                str((d.read_object(d.launch) or {}).get("recipe") or resume.name))
     else:
         path = _recipe(recipe) if recipe else DEFAULT_RECIPE
         cfg = C.load_recipe(path)

@@ -111,7 +111,12 @@ def load_or_extract(cache_dir: Path, subset: str, root: Path, names: list[str],
         return hit
     if progress is not None:
         progress(f"extracting features: {subset} ({len(paths)} clips, once)")
-    return _extract(folder, subset, key, names, paths, features, shape_tf, skip_bad_audio)
+    try:
+        return _extract(folder, subset, key, names, paths, features, shape_tf, skip_bad_audio)
+    except OSError as exc:  # read-only, full, or not a folder: say so, do not crash
+        raise DataError(f"{cache_dir}: cannot write the feature cache ({exc.strerror or exc}); "
+                        "free space, fix its permissions or choose another --cache-dir"
+                        ) from None
 
 
 def _extract(folder: Path, subset: str, key: str, names: list[str], paths: list[Path],
@@ -124,6 +129,10 @@ def _extract(folder: Path, subset: str, key: str, names: list[str], paths: list[
     module = mel_module(features)
     out = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float16,
                                     shape=(len(paths), *shape_tf))
+    # The memmap's file is sparse: on a full disk, writing a page would kill the process
+    # with SIGBUS. Reserve its blocks now, so a full disk is an ENOSPC error here.
+    with open(tmp_npy, "r+b") as fh:
+        os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
     kept: list[int] = []
     durations: list[float] = []
     shifts: list[float] = []

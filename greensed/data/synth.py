@@ -11,6 +11,7 @@ number of worker processes.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -218,33 +219,57 @@ def ensure_synth(cache_dir: str | Path, preset: str, seed: int,
 
     Generation goes to a temporary folder renamed into place, so an interrupted
     run never leaves a half dataset that looks complete. A dataset from another
-    generator version or preset definition is replaced.
+    generator version or preset definition is replaced. Processes that want the
+    same set at once take turns (a lock file beside it): the second waits and
+    finds it made.
     """
     p = get_preset(preset)
     base = Path(cache_dir) / "synth"
     target = base / f"{preset}-seed{seed}"
     want = _marker(p, seed)
-    marker = target / MARKER
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()) == want:
+    if _valid(target, want):
+        return target
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        with open(base / f".{target.name}.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if progress is not None:
+                    progress(f"waiting for another process generating {target}")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if _valid(target, want):  # made while we waited
                 return target
-        except (OSError, json.JSONDecodeError):
-            pass
-    base.mkdir(parents=True, exist_ok=True)
+            _generate_into(target, p, preset, seed, progress)
+    except OSError as exc:  # read-only, full, or a file where the folder should be
+        raise DataError(f"{cache_dir}: cannot write the synthetic data cache "
+                        f"({exc.strerror or exc}); free space, fix its permissions or "
+                        "choose another --cache-dir") from None
+    return target
+
+
+def _valid(target: Path, want: dict) -> bool:
+    try:
+        return json.loads((target / MARKER).read_text()) == want
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _generate_into(target: Path, p: SynthPreset, preset: str, seed: int,
+                   progress: Callable[[str], None] | None) -> None:
+    base = target.parent
     tmp = base / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     total = sum(p.size(s) for s in SUBSETS)
     if progress is not None:
         progress(f"generating the '{preset}' synthetic DESED-like set ({total} clips) into "
                  f"{target} (once)")
-    generate(tmp, p, seed, workers=min(4, os.cpu_count() or 1) if total >= 200 else 1)
-    if target.exists():  # stale: other generator version or preset
-        stale = base / f".stale-{target.name}-{os.getpid()}"
-        os.replace(target, stale)
-        shutil.rmtree(stale, ignore_errors=True)
     try:
+        generate(tmp, p, seed, workers=min(4, os.cpu_count() or 1) if total >= 200 else 1)
+        if target.exists():  # stale: other generator version or preset
+            stale = base / f".stale-{target.name}-{os.getpid()}"
+            os.replace(target, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         os.replace(tmp, target)
-    except OSError:  # another process put it in place first
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target

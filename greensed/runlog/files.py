@@ -245,6 +245,18 @@ class RunDir:
     def write_heartbeat(self, beat: Heartbeat) -> None:
         atomic_write_bytes(self.heartbeat, json.dumps(beat.to_json()).encode())
 
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete the temp files of atomic writes whose writer is dead (a kill -9 during a
+        checkpoint write leaves up to a whole checkpoint behind); returns them."""
+        gone = []
+        for folder in (self.root, self.checkpoints):
+            for p in folder.glob(".*.tmp-*") if folder.is_dir() else ():
+                pid = p.name.rsplit("-", 1)[-1]
+                if pid.isdigit() and not _alive(int(pid)):
+                    p.unlink(missing_ok=True)
+                    gone.append(p)
+        return gone
+
     # -- the rest
     def read_config_text(self) -> str | None:
         try:
@@ -260,6 +272,16 @@ class RunDir:
         if raw is not None and not isinstance(raw, dict):
             raise RunLogError(f"{path}: expected a JSON object, got {type(raw).__name__}")
         return raw
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass

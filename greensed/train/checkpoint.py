@@ -43,15 +43,20 @@ def save_epoch(run: RunDir, state: TrainState, record: EpochRecord, *, is_best: 
             "student": state.student.state_dict(), "teacher": state.teacher.state_dict(),
             "epoch": record.epoch, "metric": metric, "value": record.metric(metric),
             "config": config_toml})
-    # last.pt after best.pt: if we die in between, resume redoes this epoch.
-    save_checkpoint(run.last, state.state_dict(
+    # last.pt after best.pt: if we die in between, resume redoes this epoch. It also
+    # holds the epoch's record, so a log line cut later can be restored from it.
+    save_checkpoint(run.last, {**state.state_dict(
         epoch=record.epoch, cumulative_kwh=record.cumulative_kwh, config_toml=config_toml,
-        rank_rngs=rank_rngs))
+        rank_rngs=rank_rngs), "record": record.to_json()})
 
 
-def load_last(run: RunDir, state: TrainState, **kwargs: Any) -> int:
-    """Restore ``state`` from last.pt; returns the epochs it holds (0: no checkpoint yet,
-    the run starts from the seed's initial weights)."""
+def load_last(run: RunDir, state: TrainState, **kwargs: Any) -> tuple[int, EpochRecord | None]:
+    """Restore ``state`` from last.pt: the epochs it holds (0: no checkpoint yet, the run
+    starts from the seed's initial weights) and the record of its last epoch (None in
+    checkpoints of earlier greensed versions)."""
     if not run.last.exists():
-        return 0
-    return state.load_state_dict(load_checkpoint(run.last), where=str(run.last), **kwargs)
+        return 0, None
+    ck = load_checkpoint(run.last)
+    held = state.load_state_dict(ck, where=str(run.last), **kwargs)
+    raw = ck.get("record")
+    return held, EpochRecord.from_json({"schema": 1, **raw}, str(run.last)) if raw else None

@@ -67,8 +67,9 @@ def forecast_part(r: EpochRecord) -> str:
 def closing(s: Summary, run_dir: Path) -> str:
     kwh = s.total_kwh
     energy = f"{kwh * 1000:.2f} Wh ({kwh:.5f} kWh)" if kwh is not None else "unavailable"
-    best = (f"best {s.best_metric} {_f(s.best_value, 3)} at epoch {s.best_epoch} "
-            f"({(s.best_cumulative_kwh or 0) * 1000:.2f} Wh)"
+    at = (f"{s.best_cumulative_kwh * 1000:.2f} Wh" if s.best_cumulative_kwh is not None
+          else "energy unavailable")
+    best = (f"best {s.best_metric} {_f(s.best_value, 3)} at epoch {s.best_epoch} ({at})"
             if s.best_epoch else "no finished epoch")
     return (f"stopped after {s.epochs} epochs: {s.stop_reason}\n"
             f"energy {energy} in {s.total_s or 0:.0f} s | {best} | run log {run_dir}")

@@ -60,8 +60,11 @@ def check_run_dir(run: RunDir, resume: bool) -> None:
     if resume and not run.epochs.exists() and not run.last.exists() \
             and not run.config.exists():
         raise GreensedError(f"{run.root}: nothing to resume (no run log or checkpoint)")
-    if not resume and run.epochs.exists():
-        raise GreensedError(f"{run.root}: already holds a run; use --resume or another --out")
+    # A fresh start on a run's files would mix two runs' energy (lost.jsonl, summary).
+    held = [p.name for p in (run.epochs, run.summary, run.lost, run.last) if p.exists()]
+    if not resume and held:
+        raise GreensedError(f"{run.root}: already holds a run ({', '.join(held)}); use "
+                            "--resume or another --out")
 
 
 def check_writable(run: RunDir) -> None:

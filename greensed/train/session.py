@@ -151,6 +151,7 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
     group.on_main(lambda: preflight.check_writable(run))
     with ExitStack() as held:
         group.on_main(lambda: held.enter_context(preflight.RunLock(run)))
+        group.on_main(run.remove_stale_temps)  # a kill -9 mid-write leaves its temp file
         if resume:
             group.on_main(lambda: preflight.check_resume_config(run, cfg, force=force))
         ds = _load(group, cfg, report)
@@ -200,8 +201,8 @@ def _restore(s: Session) -> None:
     def on_main() -> list[EpochRecord]:
         assert isinstance(s.writer, RunWriter)
         s.run.keep_epochs()  # a torn last line from a crash mid-append
-        held = load_last(s.run, s.state, **kwargs)
-        return s.writer.resume(s.run.read_epochs(), held)
+        held, last = load_last(s.run, s.state, **kwargs)
+        return s.writer.resume(s.run.read_epochs(), held, last)
 
     history = g.on_main(on_main)
     g.each((lambda: None) if g.is_main else (lambda: load_last(s.run, s.state, **kwargs)))

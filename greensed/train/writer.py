@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from greensed.energy import Reading
+from greensed.errors import GreensedError
 from greensed.runlog import (
     EpochRecord,
     Heartbeat,
@@ -90,9 +91,20 @@ class RunWriter:
         atomic_write_bytes(self.run.config, config_toml.encode())
         atomic_write_json(self.run.hardware, hardware)
 
-    def resume(self, records: list[EpochRecord], held: int) -> list[EpochRecord]:
+    def resume(self, records: list[EpochRecord], held: int,
+               last: EpochRecord | None = None) -> list[EpochRecord]:
         """The history a resume continues from; moves what the checkpoint lacks to the
-        ledger and cuts epochs.jsonl to the checkpoint (docs/reliability.md)."""
+        ledger and cuts epochs.jsonl to the checkpoint (docs/reliability.md). A log that
+        lost the checkpoint's own last record (a cut line) gets it back from last.pt, so
+        the log and the weights agree."""
+        if held == len(records) + 1 and last is not None and last.epoch == held:
+            self.run.append_epoch(last)
+            records = [*records, last]
+        elif held > len(records):
+            raise GreensedError(
+                f"{self.run.epochs}: holds {len(records)} epochs but {self.run.last} holds "
+                f"{held}: the log lost records the weights have (and this checkpoint cannot "
+                "restore them); keep a copy and start a new run")
         plan = ledger.plan_resume(records, held, self.lost, self.run.read_heartbeat(),
                                   checkpoint=str(self.run.last))
         for entry in plan.moved:  # before the truncation: a crash here redoes no harm
