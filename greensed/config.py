@@ -103,6 +103,18 @@ class MeterConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    # "package.module:function" returning an nn.Module with the baseline's I/O contract
+    # (log-mel [B, T, F] in; strong [B, C, T'], weak [B, C] out); None: the baseline CRNN.
+    # See docs/library.md.
+    factory: str | None = None
+    # Keyword arguments of the factory, a TOML table ([model.kwargs]).
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # T / T', feature frames per output frame; None: the model's `time_pooling` attribute.
+    time_pooling: PositiveInt | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -110,6 +122,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     stop: StopConfig = field(default_factory=StopConfig)
     meter: MeterConfig = field(default_factory=MeterConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
