@@ -226,11 +226,16 @@ def from_toml_text(text: str, where: str) -> RunConfig:
 
 def to_toml(cfg: RunConfig) -> str:
     """Serialise a config as TOML (None values are left out: they mean 'default')."""
+    return toml_text(cfg.to_dict())
+
+
+def toml_text(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """TOML of ``{section: {key: value, sub: {...}}}`` (None values left out)."""
     lines: list[str] = []
 
-    def table(name: str, values: dict[str, Any]) -> None:
+    def table(name: str, values: Mapping[str, Any]) -> None:
         lines.append(f"[{name}]")
-        subs = {k: v for k, v in values.items() if isinstance(v, dict)}
+        subs = {k: v for k, v in values.items() if isinstance(v, Mapping)}
         for key, value in values.items():
             if value is not None and key not in subs:
                 lines.append(f"{key} = {_toml_value(value)}")
@@ -238,7 +243,7 @@ def to_toml(cfg: RunConfig) -> str:
         for key, sub in subs.items():
             table(f"{name}.{key}", sub)
 
-    for name, values in cfg.to_dict().items():
+    for name, values in sections.items():
         table(name, values)
     return "\n".join(lines)
 
