@@ -154,7 +154,7 @@ class EnergyEarlyStopping(pl.Callback):
                                            ) / "greensed"
             self.run_dir = Path(run_dir)
             loader = trainer.train_dataloader
-            self.recorder = RunRecorder(
+            recorder = RunRecorder(
                 run_dir, metric=self.monitor or DEFAULT_METRIC, mode=self.mode,
                 policy=self.policy, max_epochs=cap if cap != NO_CAP else None,
                 batch_size=self.batch_size or getattr(loader, "batch_size", None),
@@ -162,7 +162,7 @@ class EnergyEarlyStopping(pl.Callback):
                 stop=self.stop, device=device_of(pl_module),
                 resume=self._resumed, held_epochs=trainer.current_epoch if self._resumed
                 else None)
-            self.recorder.start()
+            self.recorder = recorder.start()  # refused (a used run_dir): nothing written
         self._meter.start()
         self._begin()  # a resumed epoch may not call on_train_epoch_start
 

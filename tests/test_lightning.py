@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from greensed.cli import app
 from greensed.energy import ConstantPowerMeter
-from greensed.errors import ConfigError
+from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import RunDir, RunStatus, load_run
 
 # Every test here runs a Trainer: left out of `make test-fast`.
@@ -152,6 +152,18 @@ def test_a_missing_monitor_fails_the_run_with_its_summary(L, tmp_path):
     s = RunDir(run_dir).read_summary()
     assert s.status is RunStatus.FAILED and "val_f2" in s.error
     assert s.lost_kwh == pytest.approx(1.0)  # the epoch whose record failed
+
+
+def test_a_used_run_dir_is_refused_and_left_as_it_was(L, tmp_path):
+    run_dir = tmp_path / "run"
+    fit(L, tmp_path, L.EnergyEarlyStopping(stop="budget:kwh=1.5", meter=tick_meter(),
+                                           run_dir=run_dir), [0.1])
+    before = (run_dir / "summary.json").read_text()
+    with pytest.raises(GreensedError, match="already holds a run"):
+        fit(L, tmp_path, L.EnergyEarlyStopping(stop="budget:kwh=1.5", meter=tick_meter(),
+                                               run_dir=run_dir), [0.1])
+    assert (run_dir / "summary.json").read_text() == before
+    assert len(RunDir(run_dir).read_epochs()) == 1
 
 
 def test_bad_arguments_fail_at_construction(L):

@@ -118,6 +118,11 @@ class RunRecorder:
             self.run.keep_epochs(plan.truncate_to)
         self.history = plan.history
 
+    @property
+    def started(self) -> bool:
+        """Whether the directory is this recorder's (started, not yet finished)."""
+        return self._lock is not None
+
     # -- epochs
     @property
     def last(self) -> EpochRecord | None:
