@@ -127,7 +127,7 @@ def test_runs_to_the_epoch_cap_and_resumes_from_a_checkpoint(L, tmp_path):
     run_dir = tmp_path / "run"
     ckpt = L.pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True)
     cb = L.EnergyEarlyStopping(stop="plateau:patience=5", monitor="val_f1", meter=tick_meter(),
-                               run_dir=run_dir)
+                               run_dir=run_dir, recipe="tiny")
     fit(L, tmp_path, cb, [0.1, 0.2, 0.3, 0.4], max_epochs=2, extra=(ckpt,))
     s = RunDir(run_dir).read_summary()
     assert s.stop_policy == "max-epochs" and s.epochs == 2
@@ -141,6 +141,7 @@ def test_runs_to_the_epoch_cap_and_resumes_from_a_checkpoint(L, tmp_path):
     assert [r.metric("val_f1") for r in records] == pytest.approx([0.1, 0.2, 0.3, 0.4])
     assert records[-1].cumulative_kwh == pytest.approx(4.0)
     assert RunDir(run_dir).read_summary().epochs == 4
+    assert RunDir(run_dir).read_summary().recipe == "tiny"  # kept from the first fit
 
 
 def test_a_missing_monitor_fails_the_run_with_its_summary(L, tmp_path):

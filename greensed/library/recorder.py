@@ -117,6 +117,11 @@ class RunRecorder:
         if plan.truncate_to is not None:
             self.run.keep_epochs(plan.truncate_to)
         self.history = plan.history
+        if not self.recipe:  # the run's own name, not a resume's empty one
+            import tomllib
+
+            saved = tomllib.loads(self.run.read_config_text() or "")
+            self.recipe = str(saved.get("recipe", {}).get("name", ""))
 
     @property
     def started(self) -> bool:
