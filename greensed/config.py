@@ -103,6 +103,18 @@ class MeterConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    # "package.module:function" returning an nn.Module with the baseline's I/O contract
+    # (log-mel [B, T, F] in; strong [B, C, T'], weak [B, C] out); None: the baseline CRNN.
+    # See docs/library.md.
+    factory: str | None = None
+    # Keyword arguments of the factory, a TOML table ([model.kwargs]).
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # T / T', feature frames per output frame; None: the model's `time_pooling` attribute.
+    time_pooling: PositiveInt | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -110,6 +122,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     stop: StopConfig = field(default_factory=StopConfig)
     meter: MeterConfig = field(default_factory=MeterConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,11 +226,16 @@ def from_toml_text(text: str, where: str) -> RunConfig:
 
 def to_toml(cfg: RunConfig) -> str:
     """Serialise a config as TOML (None values are left out: they mean 'default')."""
+    return toml_text(cfg.to_dict())
+
+
+def toml_text(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """TOML of ``{section: {key: value, sub: {...}}}`` (None values left out)."""
     lines: list[str] = []
 
-    def table(name: str, values: dict[str, Any]) -> None:
+    def table(name: str, values: Mapping[str, Any]) -> None:
         lines.append(f"[{name}]")
-        subs = {k: v for k, v in values.items() if isinstance(v, dict)}
+        subs = {k: v for k, v in values.items() if isinstance(v, Mapping)}
         for key, value in values.items():
             if value is not None and key not in subs:
                 lines.append(f"{key} = {_toml_value(value)}")
@@ -225,7 +243,7 @@ def to_toml(cfg: RunConfig) -> str:
         for key, sub in subs.items():
             table(f"{name}.{key}", sub)
 
-    for name, values in cfg.to_dict().items():
+    for name, values in sections.items():
         table(name, values)
     return "\n".join(lines)
 

@@ -73,12 +73,16 @@ def type_name(hint: Any) -> str:
         return " or ".join(type_name(a) for a in args)
     if origin in (list, tuple):
         return f"a list of {type_name(args[0])}"
+    if origin in (dict, Mapping):
+        return "a table"
     return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
 def check_value(value: Any, hint: Any, where: str) -> Any:
     """``value`` read as ``hint`` (a TOML or CLI value: ints widen to floats, lists to
     tuples); ConfigError ``"{where} = {value!r} ..."`` when it does not fit."""
+    if hint is Any:
+        return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is Annotated:
         out = check_value(value, args[0], where)
@@ -110,6 +114,11 @@ def check_value(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where} = {value!r} has the wrong type (expected "
                               f"{type_name(hint)})")
         return tuple(check_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} = {value!r} has the wrong type (expected a table)")
+        return {str(k): check_value(v, args[1], f"{where}.{k}") for k, v in value.items()} \
+            if args else dict(value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} = {value!r} has the wrong type (expected float)")

@@ -35,12 +35,11 @@ from greensed.data.layout import (
     describe_layout,
     resolve_layout,
 )
+from greensed.data.spec import TIME_POOLING, out_frame_rate
 from greensed.data.synth import ensure_synth
 from greensed.data.tsv import read_durations_tsv, read_strong_tsv, read_weak_tsv
 from greensed.errors import ConfigError, DataError
 
-# The CRNN pools time by 4 (626 feature frames -> 156 output frames).
-TIME_POOLING = 4
 # File names a missing-file or dropped-clip report shows before "...".
 SHOWN_NAMES = 3
 
@@ -91,7 +90,8 @@ class Subset:
     files: list[str]  # file names as in the tsv / folder, in order
     # [N, 626, 128] float16 linear mel: a memmap from the cache, or a RowView of one.
     mels: np.ndarray | RowView
-    strong: np.ndarray | None  # [N, 10, 156] uint8 frame labels (strong, validation, test)
+    # [N, 10, T'] uint8 frame labels (strong, validation, test); T' = 156 for the CRNN.
+    strong: np.ndarray | None
     weak: np.ndarray | None  # [N, 10] uint8 clip labels; None for unlabelled
     # Ground truth (clip index, class index, onset_s, offset_s) after crop.
     events: list[tuple[int, int, float, float]] | None
@@ -287,7 +287,8 @@ def _missing_report(name: str, src: SubsetSource, listing: _Listing) -> str:
 
 def _load_subset(name: str, src: SubsetSource, listing: _Listing, root: Path,
                  features: FeatureConfig, cache_dir: Path, skip_bad_audio: bool,
-                 progress: Callable[[str], None] | None = None) -> Subset:
+                 progress: Callable[[str], None] | None = None,
+                 time_pooling: int = TIME_POOLING) -> Subset:
     names = listing.names
     if not names:
         raise DataError(f"{name}: empty subset (every file listed in {src.tsv} is missing "
@@ -303,8 +304,8 @@ def _load_subset(name: str, src: SubsetSource, listing: _Listing, root: Path,
     strong = weak = None
     events = None
     if listing.strong is not None:
-        n_out = n_frames(features) // TIME_POOLING
-        rate = features.sample_rate / features.hop_length / TIME_POOLING
+        n_out = n_frames(features) // time_pooling
+        rate = out_frame_rate(features, time_pooling)
         events = []
         grids, tags = [], []
         for clip, (i, shift) in enumerate(zip(kept, cached.shifts_s, strict=True)):
@@ -337,8 +338,11 @@ def _load_subset(name: str, src: SubsetSource, listing: _Listing, root: Path,
 def load_dataset(path: str | Path | None, features: FeatureConfig, *,
                  cache_dir: str | Path | None = None, preset: str = "quick",
                  synth_seed: int = 0, skip_bad_audio: bool = False,
-                 progress: Callable[[str], None] | None = None) -> Dataset:
+                 progress: Callable[[str], None] | None = None,
+                 time_pooling: int = TIME_POOLING) -> Dataset:
     """The subsets with cached features and label arrays.
+
+    Strong labels have ``n_frames // time_pooling`` frames per clip (the model's grid).
 
     ``path=None`` loads the embedded synthetic dataset (``preset``, ``synth_seed``),
     generating it into ``<cache_dir>/synth/`` the first time. ``progress`` gets one
@@ -374,7 +378,7 @@ def load_dataset(path: str | Path | None, features: FeatureConfig, *,
         for line in reports:
             progress(f"{line}: left out (skip_bad_audio)")
     subsets = {name: _load_subset(name, src, listings[name], root, features, cache,
-                                  skip_bad_audio, progress)
+                                  skip_bad_audio, progress, time_pooling)
                for name, src in layout.items()}
     missing = sorted(str(s.audio_dir / m) for s in subsets.values() for m in s.missing)
     unreadable = sorted({f for s in subsets.values() for f in s.skipped})
@@ -382,9 +386,15 @@ def load_dataset(path: str | Path | None, features: FeatureConfig, *,
                    missing_audio=missing, unreadable_audio=unreadable, **subsets)
 
 
-def load_run_dataset(cfg: RunConfig, progress: Callable[[str], None] | None = None) -> Dataset:
-    """The dataset a run's config names (its [data] and [features] sections)."""
-    d = cfg.data
+def load_run_dataset(cfg: RunConfig, progress: Callable[[str], None] | None = None, *,
+                     time_pooling: int | None = None) -> Dataset:
+    """The dataset a run's config names (its [data] and [features] sections), labelled on
+    its model's output grid: ``time_pooling`` (the trainer's ``model_time_pooling``), else
+    ``[model] time_pooling``, else the CRNN's 4 for a run without ``[model] factory``."""
+    d, m = cfg.data, cfg.model
+    if time_pooling is None and m.factory is not None and m.time_pooling is None:
+        raise ConfigError(f"[model] factory = {m.factory!r}: pass time_pooling")
     return load_dataset(d.path, cfg.features, cache_dir=d.cache_dir, preset=d.preset,
                         synth_seed=d.synth_seed, skip_bad_audio=d.skip_bad_audio,
-                        progress=progress)
+                        progress=progress,
+                        time_pooling=time_pooling or m.time_pooling or TIME_POOLING)

@@ -1,4 +1,5 @@
-"""Events -> label arrays on the CRNN's output grid (156 frames of 64 ms per clip).
+"""Events -> label arrays on the model's output grid (the CRNN's: 156 frames of 64 ms
+per clip, the defaults here; another time pooling passes its frame_rate and n_frames).
 
 Encoding as the baseline's ManyHotEncoder: onset frame = floor(t * 15.625),
 offset frame = ceil(t * 15.625), both clipped to [0, 156]; frames

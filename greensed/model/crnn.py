@@ -9,6 +9,9 @@ attention head whose softmax over classes weights the frames into a clip
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -53,7 +56,7 @@ class Dropout(nn.Dropout):
 
 
 class ConvBlock(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, pool: tuple[int, int], dropout: float) -> None:
+    def __init__(self, c_in: int, c_out: int, pool: tuple[int, ...], dropout: float) -> None:
         super().__init__(
             nn.Conv2d(c_in, c_out, kernel_size=3, padding=1),
             # PyTorch momentum 0.99 = the baseline's setting (not Keras' 0.99 decay).
@@ -67,17 +70,26 @@ class ConvBlock(nn.Sequential):
 class CRNN(nn.Module):
     """Input [B, T=626, F=128] normalised log-mel; output strong [B, C, T/4], weak [B, C]."""
 
+    # Feature frames per output frame (the model-factory contract, docs/library.md).
+    time_pooling = math.prod(pt for pt, _ in POOLING)
+
     def __init__(self, n_classes: int = 10, n_mels: int = 128, dropout: float = 0.5,
-                 rnn_hidden: int = 128) -> None:
+                 rnn_hidden: int = 128, channels: Sequence[int] = CONV_CHANNELS,
+                 pooling: Sequence[tuple[int, int]] = POOLING) -> None:
         super().__init__()
+        if len(channels) != len(pooling):
+            raise ValueError(f"CRNN: {len(channels)} channel counts for {len(pooling)} poolings")
         blocks, c_in = [], 1
-        for c_out, pool in zip(CONV_CHANNELS, POOLING, strict=True):
-            blocks.append(ConvBlock(c_in, c_out, pool, dropout))
+        for c_out, pool in zip(channels, pooling, strict=True):
+            blocks.append(ConvBlock(c_in, c_out, tuple(pool), dropout))
             c_in = c_out
         self.cnn = nn.Sequential(*blocks)
+        self.time_pooling = math.prod(pt for pt, _ in pooling)
         freq_out = n_mels
-        for _, pf in POOLING:
+        for _, pf in pooling:
             freq_out //= pf
+        if freq_out < 1:
+            raise ValueError(f"CRNN: the frequency poolings leave nothing of {n_mels} mel bands")
         self.rnn = nn.GRU(c_in * freq_out, rnn_hidden, num_layers=2, bidirectional=True,
                           batch_first=True)
         self.dropout = Dropout(dropout)
@@ -85,7 +97,7 @@ class CRNN(nn.Module):
         self.attention_head = nn.Linear(2 * rnn_hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.cnn(x.unsqueeze(1))                 # [B, 128, T', 1]
+        x = self.cnn(x.unsqueeze(1))                 # [B, 128, T', 1] (the baseline)
         b, c, t, f = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
         x, _ = self.rnn(x)

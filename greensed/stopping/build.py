@@ -158,8 +158,16 @@ def parse_spec(spec: str, base: StopConfig | None = None) -> StopConfig:
 
 
 def make_policy(specs: Sequence[str] | str, *, max_epochs: int,
-                base: StopConfig | None = None) -> Policy:
-    """The policy of one spec, or of several specs (any of them stops), plus the cap."""
+                base: StopConfig | None = None, metric: str | None = None,
+                mode: str | None = None) -> Policy:
+    """The policy of one spec, or of several specs (any of them stops), plus the cap.
+
+    ``metric`` and ``mode`` set what the policies that watch a metric watch (as
+    ``base``'s ``[stop] metric``/``mode``; a spec's own ``metric=`` still wins).
+    """
+    given = {k: v for k, v in (("metric", metric), ("mode", mode)) if v is not None}
+    if given:
+        base = load(StopConfig, given, "stop policy", base or StopConfig())
     parts: list[Policy] = []
     for spec in [specs] if isinstance(specs, str) else specs:
         children = _listed(parse_spec(spec, base), max_epochs)

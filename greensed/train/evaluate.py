@@ -13,16 +13,16 @@ import torch
 from greensed import config as C
 from greensed import runlog
 from greensed.data.desed import load_run_dataset
-from greensed.data.spec import CLASSES, OUT_FRAME_S
+from greensed.data.spec import CLASSES
 from greensed.energy import make_meter
 from greensed.energy.base import MeterWindow
 from greensed.errors import GreensedError
 from greensed.metrics.events import Events
 from greensed.metrics.psds import psds_scores
-from greensed.model.crnn import CRNN
 from greensed.runlog import RunDir
 from greensed.train.checkpoint import load_checkpoint
 from greensed.train.group import resolve_device
+from greensed.train.state import make_model, model_frame_s, model_time_pooling
 from greensed.train.validate import predict, score_events
 
 
@@ -45,10 +45,10 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
     if which not in ("student", "teacher"):
         raise GreensedError(f"--model {which!r}: expected student or teacher")
     dev = resolve_device(device or cfg.train.device)
-    net = CRNN(n_classes=len(CLASSES), n_mels=cfg.features.n_mels)
+    net = make_model(cfg)
     net.load_state_dict(ck[which])
     net.to(dev)
-    ds = load_run_dataset(cfg, progress=progress)
+    ds = load_run_dataset(cfg, progress=progress, time_pooling=model_time_pooling(cfg))
     val = ds.validation
     meter = make_meter(meter_spec or cfg.meter.spec, device=str(dev),
                        tracking_mode=cfg.meter.tracking_mode)
@@ -62,7 +62,7 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
             f1 = score_events(probs, truth, cfg)
             scores = psds_scores(probs, truth, list(val.files), list(CLASSES),
                                  durations_s=cfg.features.clip_s,
-                                 median_window=cfg.eval.median_window, frame_s=OUT_FRAME_S)
+                                 median_window=cfg.eval.median_window, frame_s=model_frame_s(cfg))
             reading = window.end()
     finally:
         meter.close()

@@ -35,7 +35,7 @@ from greensed.train.ledger import cumulative_kwh
 from greensed.train.messages import RunShape
 from greensed.train.outcome import RunEnd
 from greensed.train.signals import StopSignal
-from greensed.train.state import TrainState
+from greensed.train.state import TrainState, model_time_pooling
 from greensed.train.step import ramp
 from greensed.train.validate import validation_tensors
 from greensed.train.writer import NullWriter, RunWriter, Writer
@@ -186,7 +186,7 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
 
 def _load(group: Group, cfg: C.RunConfig, report: Reporter) -> Dataset:
     def load() -> Dataset:
-        return load_run_dataset(cfg, progress=report)
+        return load_run_dataset(cfg, progress=report, time_pooling=model_time_pooling(cfg))
 
     # Rank 0 first: it fills the feature cache, the other ranks then only read it.
     ds = group.on_main(load)

@@ -16,12 +16,28 @@ import torch
 from torch import nn
 
 from greensed import config as C
-from greensed.data.spec import CLASSES
+from greensed.data.features import n_frames
+from greensed.data.spec import CLASSES, out_frame_s
 from greensed.errors import GreensedError
-from greensed.model.crnn import CRNN
+from greensed.model.factory import build_model, time_pooling
 from greensed.model.teacher import make_teacher
 from greensed.runlog import SCHEMA_VERSION
 from greensed.train.group import Group
+
+
+def make_model(cfg: C.RunConfig) -> nn.Module:
+    """The run's network: ``[model] factory``'s, checked, or the baseline CRNN."""
+    return build_model(cfg, n_classes=len(CLASSES), n_frames=n_frames(cfg.features))
+
+
+def model_time_pooling(cfg: C.RunConfig) -> int:
+    """T / T' of the run's network (4 for the baseline CRNN), without building it."""
+    return time_pooling(cfg, n_classes=len(CLASSES))
+
+
+def model_frame_s(cfg: C.RunConfig) -> float:
+    """Seconds per output frame of the run's network (0.064 for the baseline CRNN)."""
+    return out_frame_s(cfg.features, model_time_pooling(cfg))
 
 
 @dataclass
@@ -45,7 +61,7 @@ class TrainState:
     def create(cls, cfg: C.RunConfig, device: torch.device, group: Group) -> TrainState:
         tc = cfg.train
         torch.manual_seed(tc.seed)
-        student = CRNN(n_classes=len(CLASSES), n_mels=cfg.features.n_mels).to(device)
+        student = make_model(cfg).to(device)
         teacher = make_teacher(student)
         if group.world_size > 1:
             # Same initial weights on every rank (above); its own dropout masks (here).

@@ -12,10 +12,11 @@ from torch import nn
 from greensed import config as C
 from greensed.data.desed import Subset
 from greensed.data.features import to_model_input
-from greensed.data.spec import CLASSES, OUT_FRAME_S
+from greensed.data.spec import CLASSES
 from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import F1Result, intersection_f1
 from greensed.metrics.weak import weak_f1
+from greensed.train.state import model_frame_s
 from greensed.train.step import autocast
 
 # The scalar metrics validate() returns for each epoch (docs/runlog.md).
@@ -53,7 +54,7 @@ def score_events(probs: np.ndarray, events: Events, cfg: C.RunConfig,
     F1 against ``events`` with the run's DTC/GTC/CTTC (docs/metrics.md)."""
     ec = cfg.eval
     det = decode(probs, threshold=ec.threshold, median_window=ec.median_window,
-                 frame_s=OUT_FRAME_S, clip_s=cfg.features.clip_s)
+                 frame_s=model_frame_s(cfg), clip_s=cfg.features.clip_s)
     return intersection_f1(det, events, n_classes=len(CLASSES),
                            durations_s=cfg.features.clip_s if durations_s is None else durations_s,
                            dtc=ec.dtc, gtc=ec.gtc, cttc=ec.cttc)
