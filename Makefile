@@ -19,12 +19,12 @@ demo: $(STAMP)
 	$(BIN)/greensed train --stop plateau
 
 test: $(STAMP)
-	$(BIN)/ruff check greensed tests benchmarks
+	$(BIN)/ruff check greensed tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 # The everyday inner loop: everything that neither trains nor spawns (< 1 min on 2 cores).
 test-fast: $(STAMP)
-	$(BIN)/ruff check greensed tests benchmarks
+	$(BIN)/ruff check greensed tests benchmarks examples
 	$(BIN)/python -m pytest -q -m "not slow and not slurm"
 
 bench: $(STAMP)

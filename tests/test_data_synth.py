@@ -136,3 +136,23 @@ def test_cli_synth(tmp_path, tiny_preset, monkeypatch):
     assert len(list((tmp_path / "out" / "audio" / "validation").glob("*.wav"))) == 4
     res = runner.invoke(app, ["synth", str(tmp_path / "o2"), "--preset", "quik"])
     assert res.exit_code != 0 and "unknown synthetic preset ('quik')" in str(res.exception)
+
+
+def test_label_noise_changes_training_labels_only_and_never_the_audio(tmp_path):
+    from greensed.data.synth import SynthPreset, generate
+
+    clean = SynthPreset(n_strong=6, n_weak=6, n_unlabelled=2, n_validation=6)
+    noisy = SynthPreset(n_strong=6, n_weak=6, n_unlabelled=2, n_validation=6, label_noise=0.5)
+    a, b = generate(tmp_path / "a", clean, seed=3), generate(tmp_path / "b", noisy, seed=3)
+    for wav in sorted((a / "audio").rglob("*.wav")):  # the same sounds
+        assert wav.read_bytes() == (b / wav.relative_to(a)).read_bytes()
+    val = "metadata/validation/validation.tsv"
+    assert (a / val).read_text() == (b / val).read_text()  # validation stays true
+    strong = "metadata/train/synthetic.tsv"
+    rows_a = [ln.split("\t") for ln in (a / strong).read_text().splitlines()[1:]]
+    rows_b = [ln.split("\t") for ln in (b / strong).read_text().splitlines()[1:]]
+    assert [r[:3] for r in rows_a] == [r[:3] for r in rows_b]  # same clips and times
+    changed = sum(x[3] != y[3] for x, y in zip(rows_a, rows_b, strict=True))
+    assert 0 < changed < len(rows_a)  # about half, never the same class again
+    again = generate(tmp_path / "c", noisy, seed=3)
+    assert (again / strong).read_text() == (b / strong).read_text()  # deterministic

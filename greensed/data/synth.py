@@ -59,6 +59,11 @@ class SynthPreset:
     # picks up within a few hundred steps: the CPU-sized quick preset uses it so
     # that a 10-minute run learns all ten classes; the other presets do not.
     cue: float = 0.0
+    # Fraction of the training events (strong and weak subsets; never validation) whose
+    # written label names another, random class; the audio is unchanged. A network
+    # first learns the true classes, then memorises these wrong labels, so its
+    # validation F1 peaks and turns down as overfitting does on real data.
+    label_noise: float = 0.0
 
     def size(self, subset: str) -> int:
         return int(getattr(self, f"n_{subset}"))
@@ -168,7 +173,23 @@ def _write_clip(job: tuple[Path, str, int, int, SynthPreset]
     wave, events = make_clip(clip_rng(seed, subset, index), preset)
     name = clip_name(subset, index)
     sf.write(folder / name, wave, SR, subtype="PCM_16", format="WAV")
+    if preset.label_noise > 0 and subset in ("strong", "weak"):
+        events = noisy_labels(events, preset.label_noise, seed, subset, index)
     return name, events
+
+
+def noisy_labels(events: list[tuple[int, float, float]], fraction: float, seed: int,
+                 subset: str, index: int) -> list[tuple[int, float, float]]:
+    """``events`` with each class replaced, with probability ``fraction``, by another
+    random class; from its own generator, so the audio is that of a noise-free set."""
+    rng = np.random.default_rng(np.random.SeedSequence(
+        seed, spawn_key=(SUBSETS.index(subset), index, 1)))
+    out = []
+    for cls, on, off in events:
+        if rng.random() < fraction:
+            cls = int((cls + rng.integers(1, len(CLASSES))) % len(CLASSES))
+        out.append((cls, on, off))
+    return out
 
 
 def _marker(preset: SynthPreset, seed: int) -> dict:
