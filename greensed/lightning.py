@@ -46,7 +46,6 @@ from greensed.energy.base import UNAVAILABLE, MeterWindow
 from greensed.energy.ranks import ReducedMeter, rank_meter
 from greensed.errors import ConfigError
 from greensed.library import RunRecorder, default_device
-from greensed.runlog import RunStatus
 from greensed.stopping import CONTINUE, Decision, Policy, make_policy
 from greensed.stopping.params import DEFAULT_METRIC
 
@@ -254,15 +253,8 @@ class EnergyEarlyStopping(pl.Callback):
         self._window = self._unrecorded = None
         rec = self.recorder
         if rec is not None and rec.summary is None:
-            interrupted = isinstance(exception, KeyboardInterrupt)
-            why = "a signal" if interrupted else f"an error ({type(exception).__name__})"
             try:
-                if reading is not None:
-                    rec.cut(len(rec.history) + 1, reading, why)
-                if interrupted:
-                    rec.finish(status=RunStatus.INTERRUPTED)
-                else:
-                    rec.finish(error=f"{type(exception).__name__}: {exception}".splitlines()[0])
+                rec.abort(exception, reading)
             except OSError:
                 pass  # the disk is what failed; Lightning re-raises the first error
         self._close()

@@ -23,6 +23,18 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(tmp_path_factory.mktemp("tiny") / "dataset", TINY_PRESET, seed=0)
 
 
+@pytest.fixture(scope="module")
+def cache(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny dataset's features, extracted once per module, so that the trainers
+    (and subprocesses) of a module only read them."""
+    from greensed.config import FeatureConfig
+    from greensed.data.desed import load_dataset
+
+    path = tmp_path_factory.mktemp("tiny-cache")
+    load_dataset(tiny_dataset, FeatureConfig(), cache_dir=path)
+    return path
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     """A fresh, empty feature cache per test."""

@@ -101,6 +101,16 @@ def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout_s: float 
         time.sleep(0.05)
 
 
+def park_and_signal(argv: list[str], where: str, signum: int, parked: Path,
+                    park_s: float = 3.0) -> subprocess.Popen:
+    """A `greensed train` (argv) parked at ``where`` (see PARK), sent ``signum`` there."""
+    proc = spawn([sys.executable, "-c", PARK, *argv], GREENSED_TEST_PARK=where,
+                 GREENSED_TEST_PARK_S=str(park_s), GREENSED_TEST_PARKED=str(parked))
+    wait_for(parked.exists, proc)
+    proc.send_signal(signum)
+    return proc
+
+
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object
         ) -> tuple[int, str, str]:
     """`greensed ARGS` in this process: (exit code, stdout, stderr)."""

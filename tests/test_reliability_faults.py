@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import PARK, cli, quiet, spawn, tiny_config, train_args, tweak, wait_for
+from helpers import (
+    PARK,
+    cli,
+    park_and_signal,
+    quiet,
+    spawn,
+    tiny_config,
+    train_args,
+    tweak,
+    wait_for,
+)
 
 from greensed.config import FeatureConfig
 from greensed.data.desed import load_dataset
@@ -24,14 +34,6 @@ from greensed.train.loop import train
 
 # Trains or spawns trainers: left out of `make test-fast`.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-
-
-@pytest.fixture(scope="module")
-def cache(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Features extracted once here, so that subprocesses only read them."""
-    path = tmp_path_factory.mktemp("faults-cache")
-    load_dataset(tiny_dataset, FeatureConfig(), cache_dir=path)
-    return path
 
 
 def one_step(dataset: Path, cache: Path, epochs: int):
@@ -87,12 +89,10 @@ def test_a_checkpoint_without_its_record_cannot_hide_a_cut_log(tiny_dataset, cac
 
 def test_sigterm_then_sigkill_as_the_cut_is_logged_counts_it_once(
         tiny_dataset, cache, tmp_path, monkeypatch, capsys):
-    run, parked = tmp_path / "run", tmp_path / "parked"
-    proc = spawn([sys.executable, "-c", PARK, *train_args(tiny_dataset, cache, run, 4)],
-                 GREENSED_TEST_PARK="step:2", GREENSED_TEST_PARK_S="3",
-                 GREENSED_TEST_PARKED=str(parked))
-    wait_for(parked.exists, proc)
-    proc.send_signal(signal.SIGTERM)  # the step ends, then the epoch is cut and measured
+    run = tmp_path / "run"
+    # The step ends, then the epoch is cut and measured.
+    proc = park_and_signal(train_args(tiny_dataset, cache, run, 4), "step:2", signal.SIGTERM,
+                           tmp_path / "parked")
     lost = RunDir(run).lost
     wait_for(lost.exists, proc, timeout_s=60)
     proc.kill()
@@ -106,12 +106,9 @@ def test_sigterm_then_sigkill_as_the_cut_is_logged_counts_it_once(
 
 def test_a_fresh_command_on_an_interrupted_run_is_refused_and_resume_counts_once(
         tiny_dataset, cache, tmp_path, monkeypatch, capsys):
-    run, parked = tmp_path / "run", tmp_path / "parked"
-    proc = spawn([sys.executable, "-c", PARK, *train_args(tiny_dataset, cache, run, 2)],
-                 GREENSED_TEST_PARK="step:1", GREENSED_TEST_PARK_S="3",
-                 GREENSED_TEST_PARKED=str(parked))
-    wait_for(parked.exists, proc)
-    proc.send_signal(signal.SIGINT)
+    run = tmp_path / "run"
+    proc = park_and_signal(train_args(tiny_dataset, cache, run, 2), "step:1", signal.SIGINT,
+                           tmp_path / "parked")
     proc.communicate(timeout=60)
     assert proc.returncode == 130
     code, _, err = cli(monkeypatch, capsys, *train_args(tiny_dataset, cache, run, 2))
@@ -146,12 +143,10 @@ def test_kill_9_late_in_a_long_step_misses_at_most_5_s(tiny_dataset, cache, tmp_
 
 
 def test_sighup_stops_cleanly_and_resumably(tiny_dataset, cache, tmp_path, monkeypatch, capsys):
-    run, parked = tmp_path / "run", tmp_path / "parked"
-    proc = spawn([sys.executable, "-c", PARK, *train_args(tiny_dataset, cache, run, 3)],
-                 GREENSED_TEST_PARK="step:2", GREENSED_TEST_PARK_S="3",
-                 GREENSED_TEST_PARKED=str(parked))
-    wait_for(parked.exists, proc)
-    proc.send_signal(signal.SIGHUP)  # a closed terminal or SSH session
+    run = tmp_path / "run"
+    # A closed terminal or SSH session.
+    proc = park_and_signal(train_args(tiny_dataset, cache, run, 3), "step:2", signal.SIGHUP,
+                           tmp_path / "parked")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted by SIGHUP; resume with --resume" in out
     s = RunDir(run).read_summary()

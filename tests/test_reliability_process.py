@@ -18,20 +18,10 @@ import torch
 from helpers import PARK_IN_EPOCH_2, cli, spawn, train_args, wait_for
 
 from greensed import runlog
-from greensed.config import FeatureConfig
-from greensed.data.desed import load_dataset
 from greensed.runlog import RunDir, RunStatus, Summary
 
 # Trains or spawns trainers: left out of `make test-fast`.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-
-
-@pytest.fixture(scope="module")
-def cache(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Features extracted once here, so that subprocesses only read them."""
-    path = tmp_path_factory.mktemp("reliability-cache")
-    load_dataset(tiny_dataset, FeatureConfig(), cache_dir=path)
-    return path
 
 
 def check_energy_ledger(run: Path, summary: Summary) -> list[runlog.EpochRecord]:

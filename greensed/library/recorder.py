@@ -218,15 +218,18 @@ class RunRecorder:
                  tb: TracebackType | None) -> None:
         if self.summary is not None:  # finish() was called in the block
             return
-        if exc_type is None:
+        if exc_type is None or exc is None:
             self.finish()
             return
-        interrupted = issubclass(exc_type, KeyboardInterrupt)
-        why = "a signal" if interrupted else f"an error ({exc_type.__name__})"
-        abandoned = self.monitor.abandoned if self.monitor is not None else None
-        if abandoned is not None:
-            self.cut(len(self.history) + 1, abandoned, why)
+        self.abort(exc, self.monitor.abandoned if self.monitor is not None else None)
+
+    def abort(self, exc: BaseException, reading: Reading | None) -> Summary:
+        """End the run because of ``exc``: the epoch in flight, measured by ``reading``,
+        goes to the ledger; the summary says interrupted (a Ctrl-C) or failed."""
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        why = "a signal" if interrupted else f"an error ({type(exc).__name__})"
+        if reading is not None:
+            self.cut(len(self.history) + 1, reading, why)
         if interrupted:
-            self.finish(status=RunStatus.INTERRUPTED)
-        else:
-            self.finish(error=f"{exc_type.__name__}: {exc}".splitlines()[0])
+            return self.finish(status=RunStatus.INTERRUPTED)
+        return self.finish(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
