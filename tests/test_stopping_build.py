@@ -164,3 +164,17 @@ def test_make_policy_combines_specs_any_of_with_the_cap():
     assert p.policies[0].patience == 2 and p.policies[1].kwh == 0.5 and p.policies[2].n == 30
     only = make_policy("plateau+target:f1=0.5,combine=all", max_epochs=9)
     assert isinstance(only.policies[0], AllOf)
+
+
+def test_default_names_the_recommended_policy_everywhere():
+    from greensed.stopping.build import DEFAULT_SPEC
+
+    expected = parse_spec(DEFAULT_SPEC)
+    assert parse_spec("default") == expected
+    assert stop_flags(StopConfig(), stop=["default"]) == expected
+    assert build_policy(stop(policies=["default"]), 40) == build_policy(expected, 40)
+    assert make_policy("default", max_epochs=40) == make_policy(DEFAULT_SPEC, max_epochs=40)
+    # Another policy beside it, and a flag after it, still apply.
+    both = stop_flags(StopConfig(), stop=["default"], budget_kwh=0.5)
+    assert both.policies == (*expected.policies, "budget") and both.budget.kwh == 0.5
+    assert parse_spec("default", StopConfig(metric="student_f1")).metric == "student_f1"

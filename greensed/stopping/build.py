@@ -19,7 +19,12 @@ from greensed.stopping.policies import AllOf, AnyOf, Budget, Marginal, MaxEpochs
 # Name -> policy class; each class's own parameters are the [stop.<name>] table.
 POLICIES: dict[str, type] = {"plateau": Plateau, "budget": Budget, "target": Target,
                              "marginal": Marginal, "forecast": Forecast}
-POLICY_NAMES = (*POLICIES, "max-epochs")
+# The policy greensed recommends, chosen from the policy benchmark's held-out figures
+# (docs/policies.md, "The default"): `--stop default`, `--policy default`,
+# `[stop] policies = ["default"]`. Its parameters are these, whatever the recipe's
+# tables say; to tune them, name the policy itself.
+DEFAULT_SPEC = "plateau:patience=10"
+POLICY_NAMES = (*POLICIES, "max-epochs", "default")
 # Short keys of the spec mini-syntax and of the flags, for a policy's parameters.
 ALIASES = {"kwh": "budget.kwh", "budget_kwh": "budget.kwh", "budget": "budget.kwh",
            "f1": "target.value", "target": "target.value",
@@ -59,8 +64,20 @@ def build_policy(cfg: StopConfig, max_epochs: int) -> Policy:
 
 
 def _listed(cfg: StopConfig, max_epochs: int) -> list[Policy]:
+    cfg = expand_default(cfg, "[stop] policies")
     names = dict.fromkeys(policy_name(n, "[stop] policies") for n in cfg.policies)
     return [_one(n, cfg, max_epochs) for n in names if n != "max-epochs"]
+
+
+def expand_default(cfg: StopConfig, where: str) -> StopConfig:
+    """``cfg`` with "default" in its policies replaced by DEFAULT_SPEC's policies and
+    parameters (its other policies kept)."""
+    names = [policy_name(n, where) for n in cfg.policies]
+    if "default" not in names:
+        return cfg
+    spec = parse_spec(DEFAULT_SPEC, cfg)
+    rest = [n for n in names if n != "default" and n not in spec.policies]
+    return dataclasses.replace(spec, policies=(*spec.policies, *rest))
 
 
 def with_params(cfg: StopConfig, values: dict[str, Any], where: str,
@@ -112,6 +129,9 @@ def stop_flags(cfg: StopConfig, *, stop: list[str] | None = None, **values: Any)
             raise ConfigError(f"--stop max-epochs means only the epoch cap; drop it or drop "
                               f"{others}")
         names = [n for n in names if n != "max-epochs"]
+        if "default" in names:  # its parameters first; the other flags then apply
+            cfg = expand_default(dataclasses.replace(cfg, policies=tuple(names)), "--stop")
+            names = list(cfg.policies)
     out = with_params(cfg, given, "command line [stop]", tuple(POLICIES))
     for key in given:
         owner = _owner(ALIASES.get(key, key))
@@ -154,7 +174,8 @@ def parse_spec(spec: str, base: StopConfig | None = None) -> StopConfig:
         values[key.strip()] = _value(raw.strip())
     cfg = dataclasses.replace(base or StopConfig(),
                               policies=tuple(n for n in names if n != "max-epochs"))
-    return with_params(cfg, values, f"--policy {spec!r}", names)
+    cfg = expand_default(cfg, f"--policy {spec!r}")
+    return with_params(cfg, values, f"--policy {spec!r}", cfg.policies)
 
 
 def make_policy(specs: Sequence[str] | str, *, max_epochs: int,
