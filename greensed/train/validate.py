@@ -113,17 +113,18 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
              cfg: C.RunConfig) -> dict[str, Any]:
     """Metrics for both models; the keys are those of docs/runlog.md."""
     ec, precision = cfg.eval, cfg.train.precision
+    durations = val.get("durations", cfg.features.clip_s)  # hand-made dicts: whole clips
     out: dict[str, Any] = {}
     for name, model in (("student", student), ("teacher", teacher)):
         strong, weak = predict(model, val["mels"], precision=precision)
         out[f"{name}_loss_strong"] = F.binary_cross_entropy(strong, val["strong"]).item()
         det = detections(strong.float().cpu().numpy(), cfg)
         res = intersection_f1(det, val["events"], n_classes=len(CLASSES),
-                              durations_s=val["durations"], dtc=ec.dtc, gtc=ec.gtc,
+                              durations_s=durations, dtc=ec.dtc, gtc=ec.gtc,
                               cttc=ec.cttc)
         out[f"{name}_f1"] = float(res.macro_f1)
         out[f"{name}_class_f1"] = [float(v) for v in res.f1]
-        out[f"{name}_f1_05"] = baseline_f1(det, val["events"], val["durations"])
+        out[f"{name}_f1_05"] = baseline_f1(det, val["events"], durations)
         w_macro, _ = weak_f1(weak.float().cpu().numpy(), val["weak"], threshold=ec.threshold)
         out[f"{name}_weak_f1"] = float(w_macro)
         held = val.get("heldout")
