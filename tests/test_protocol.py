@@ -219,3 +219,20 @@ def test_banner_names_the_protocol_and_the_held_out_clips():
     assert "protocol baseline" in line
     assert "strong/weak/unlabelled/val 10000/1420/14412/2500 + 158 held-out weak" in line
     assert EpochRecord(epoch=1, metrics={"objective": 1.25}).metric("objective") == 1.25
+
+
+def test_resuming_an_old_run_under_the_baseline_protocol_is_refused(tmp_path, monkeypatch):
+    from greensed.runlog import RunDir
+
+    monkeypatch.chdir(tmp_path)
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    # An earlier greensed's config.toml: no protocol key, a relative data path.
+    old = tweak(C.RunConfig(), **{"train.protocol": "greensed", "data.path": "DESED"})
+    run.config.write_text(C.to_toml(old).replace('protocol = "greensed"\n', ""))
+    again = C.from_toml_text(run.config.read_text(), str(run.config))
+    preflight.check_resume_config(run, C.with_absolute_paths(again), force=False)
+    with pytest.raises(ConfigError, match=r"train.protocol: 'greensed' -> 'baseline' "
+                                          r"\(pass --force"):
+        preflight.check_resume_config(run, tweak(again, **{"train.protocol": "baseline"}),
+                                      force=False)
