@@ -66,8 +66,15 @@ class FeatureConfig:
     resampler: Literal["kaiser_best", "torchaudio"] = "kaiser_best"
 
 
+# The training protocol (docs/training.md, "Protocols"): "baseline" is DESED_task 2022's
+# (weak split, both validation sets, best epoch by its objective with the student as model
+# of record, its step schedule); "greensed" is what greensed did before protocols existed.
+Protocol = Literal["baseline", "greensed"]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
+    protocol: Protocol = "baseline"
     epochs: PositiveInt = 200
     batch_size: PositiveInt = 48
     seed: NonNegativeInt = 42
@@ -141,6 +148,14 @@ LEGACY: dict[tuple[str, str], tuple[str, ...] | None] = {
     ("stop", "marginal_window"): ("marginal", "window"),
 }
 
+# Keys a saved config (a run's config.toml, a cell's cell.toml) of an earlier greensed
+# lacks, with the value that run trained with; a recipe without them gets the default.
+# (section, key) -> value.
+SAVED_BEFORE: dict[tuple[str, str], Any] = {
+    # Runs from before protocols existed trained the "greensed" way.
+    ("train", "protocol"): "greensed",
+}
+
 
 def _modern(section: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """A section's table with legacy keys moved to where they live now."""
@@ -191,6 +206,21 @@ def check(cfg: RunConfig, where: str) -> None:
     if f.win_length > f.n_fft:
         raise ConfigError(f"{where} [features]: win_length = {f.win_length} exceeds "
                           f"n_fft = {f.n_fft}")
+    if cfg.train.protocol == "baseline" and f.resampler != "kaiser_best":
+        raise ConfigError(f"{where} [features]: resampler = {f.resampler!r} is not the "
+                          "baseline's (kaiser_best, as its _16k folders); set it back or "
+                          "choose [train] protocol = \"greensed\"")
+
+
+def with_absolute_paths(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``data.path`` and ``data.cache_dir`` made absolute (from the current
+    folder, as the loader reads them), so a run directory names its data wherever it is
+    read from."""
+    d = cfg.data
+    paths = {key: str(Path(value).expanduser().resolve())
+             for key, value in (("path", d.path), ("cache_dir", d.cache_dir))
+             if value is not None}
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, **paths))
 
 
 def read_toml(path: str | Path, what: str = "recipe") -> dict[str, Any]:
@@ -217,10 +247,16 @@ def load_recipe(path: str | Path, base: RunConfig | None = None) -> RunConfig:
 
 
 def from_toml_text(text: str, where: str) -> RunConfig:
+    """A saved, complete config (a run's config.toml, a cell's cell.toml): a key that an
+    earlier greensed did not write reads as what that run used (``SAVED_BEFORE``)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    for (section, key), value in SAVED_BEFORE.items():
+        table = raw.setdefault(section, {})
+        if isinstance(table, dict):
+            table.setdefault(key, value)
     return override(RunConfig(), raw, where)
 
 

@@ -19,7 +19,12 @@ def test_evaluate_best_checkpoint_writes_psds(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     train(tiny_config(tiny_dataset, tmp_path / "cache", epochs=1), run, report=quiet)
     res = evaluate(run)
-    assert res["model"] == "teacher" and res["checkpoint_epoch"] == 1
+    # greensed protocol watching teacher_f1: the teacher is the model of record.
+    assert res["model"] == res["model_of_record"] == "teacher" and res["checkpoint_epoch"] == 1
+    # No test subset in the synthetic layout: the validation set, said so; both models.
+    assert res["subset"] == "validation" and set(res["models"]) == {"student", "teacher"}
+    assert res["psds1"] == res["models"]["teacher"]["psds1"]
+    assert 0.0 <= res["models"]["student"]["f1_05"] <= 1.0
     for key in ("psds1", "psds2", "f1"):
         assert 0.0 <= res[key] <= 1.0
     assert res["n_clips"] == 4 and set(res["class_f1"]) and len(res["class_f1"]) == 10

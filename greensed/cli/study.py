@@ -195,12 +195,13 @@ def status_cmd(
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory with checkpoints/best.pt"),
-    data: Path | None = typer.Option(None, help="Evaluate on this dataset's validation set instead"),
-    model: str | None = typer.Option(None, help="student | teacher (default: the model the stopping metric watched)"),
+    data: Path | None = typer.Option(None, help="Evaluate on this dataset's test set (else its validation set) instead"),
+    model: str | None = typer.Option(None, help="student | teacher: whose scores psds.json's top-level fields hold (default: the run's model of record; both are scored)"),
     meter: str | None = typer.Option(None, help="Meter for the evaluation's own energy"),
     device: str | None = typer.Option(None, help="auto | cpu | cuda"),
 ) -> None:
-    """PSDS1, PSDS2 (sed_scores_eval) and intersection F1 of the best checkpoint."""
+    """PSDS1, PSDS2 (sed_scores_eval) and intersection F1 of the best checkpoint's student
+    and teacher on the recorded validation set, as the baseline's test step."""
     from greensed.runlog import RunDir
     from greensed.train.evaluate import evaluate as run_eval
 
@@ -208,9 +209,12 @@ def evaluate(
                    device=device, progress=lambda line: typer.echo(line, err=True))
     e = res["eval_energy"]
     energy = f"{e['energy_kwh'] * 1000:.3f} Wh" if e.get("energy_kwh") is not None else e.get("energy_status")
-    typer.echo(f"{run_dir} ({res['model']}, epoch {res['checkpoint_epoch']}, {res['n_clips']} clips): "
-               f"PSDS1 {res['psds1']:.3f} | PSDS2 {res['psds2']:.3f} | intersection F1 "
-               f"{res['f1']:.3f} (DTC/GTC from the run's config; no-TP class = 0) | "
-               f"evaluation energy {energy} in {e['duration_s']:.1f} s -> {RunDir(run_dir).psds}")
-
-
+    typer.echo(f"{run_dir}: {res['subset']} set, {res['n_clips']} clips, epoch "
+               f"{res['checkpoint_epoch']} (best by {res['checkpoint_metric']}), model of record "
+               f"{res['model_of_record']}")
+    for who, m in res["models"].items():
+        mark = " (model of record)" if who == res["model_of_record"] else ""
+        typer.echo(f"  {who}: PSDS1 {m['psds1']:.3f} | PSDS2 {m['psds2']:.3f} | intersection "
+                   f"F1 {m['f1_05']:.3f} at DTC/GTC 0.5 (baseline), {m['f1']:.3f} at the run's "
+                   f"DTC/GTC{mark}")
+    typer.echo(f"  evaluation energy {energy} in {e['duration_s']:.1f} s -> {RunDir(run_dir).psds}")

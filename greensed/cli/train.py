@@ -56,15 +56,16 @@ def _recipe(path: Path) -> Path:
 def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | None,
                  seed: int | None, device: str | None, meter: str | None,
                  skip_bad_audio: bool | None, max_steps_per_epoch: int | None,
-                 cache_dir: Path | None, precision: str | None, compile_: bool | None
-                 ) -> dict[str, dict[str, Any]]:
+                 cache_dir: Path | None, precision: str | None, compile_: bool | None,
+                 protocol: str | None = None) -> dict[str, dict[str, Any]]:
     """The training flags that were given, as config sections (paths made absolute,
     so a run directory names its data wherever it is read from)."""
     pairs = {
         "data": {"path": str(data.expanduser().resolve()) if data else None,
                  "skip_bad_audio": skip_bad_audio,
                  "cache_dir": str(cache_dir.expanduser().resolve()) if cache_dir else None},
-        "train": {"epochs": epochs, "batch_size": batch_size, "seed": seed, "device": device,
+        "train": {"protocol": protocol, "epochs": epochs, "batch_size": batch_size, "seed": seed,
+                  "device": device,
                   "max_steps_per_epoch": max_steps_per_epoch, "precision": precision,
                   "compile": compile_},
         "meter": {"spec": meter},
@@ -89,7 +90,8 @@ def train(
     compile_: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the training step's forward passes (pays off after a few epochs; docs/performance.md)"),
     metric: str | None = typer.Option(None, help=f"metric the policies watch (default {DEFAULT_METRIC}, or the recipe's)"),
     meter: str | None = typer.Option(None, help="auto | codecarbon | nvml | constant:WATTS | none"),
-    skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Train without audio files that are unreadable or missing on disk (counted in the summary)"),
+    protocol: str | None = typer.Option(None, help="baseline (DESED_task 2022's weak split, validation, best-epoch rule and step schedule) | greensed (greensed's earlier protocol, for CPU-sized synthetic runs); default: the recipe's (docs/training.md)"),
+    skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Train without the audio files a tsv lists but the disk lacks, and without unreadable ones (each subset's count and first names are printed at start-up; summary.json left_out_audio counts them per reason)"),
     max_steps_per_epoch: int | None = typer.Option(None, help="Cap steps per epoch (smoke tests)"),
     cache_dir: Path | None = typer.Option(None, help="Cache for synthetic data and features"),
     nproc: int = typer.Option(1, "--nproc", help="Processes (GPUs) for one run; under torchrun leave it out (docs/multigpu.md)"),
@@ -103,7 +105,9 @@ def train(
     from greensed.stopping import stop_flags as apply_stop_flags
     from greensed.train.loop import train as run_training
 
-    console = Console(highlight=False)
+    # Lines as they are: no markup ("[train] protocol" is text), no wrapping (a log file
+    # keeps the one-line layout and epoch reports whole).
+    console = Console(highlight=False, markup=False, soft_wrap=True)
     if resume is not None:
         if out is not None and out.resolve() != resume.resolve():
             raise GreensedError(f"--resume {resume} --out {out}: a resumed run stays in its "
@@ -127,7 +131,8 @@ def train(
     cfg = C.override(cfg, _train_flags(
         data=data, epochs=epochs, batch_size=batch_size, seed=seed, device=device, meter=meter,
         skip_bad_audio=skip_bad_audio, max_steps_per_epoch=max_steps_per_epoch,
-        cache_dir=cache_dir, precision=precision, compile_=compile_), "command line")
+        cache_dir=cache_dir, precision=precision, compile_=compile_, protocol=protocol),
+        "command line")
     cfg = dataclasses.replace(cfg, stop=apply_stop_flags(cfg.stop, metric=metric,
                                                          **(stop_flags or {})))
     if resume is None:

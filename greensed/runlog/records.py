@@ -219,6 +219,15 @@ class Summary:
     seed: int | None = None
     recipe: str = ""
     skipped_audio: int = 0
+    # Audio files left out under skip_bad_audio, per reason: {"missing": n, "unreadable": m}.
+    left_out_audio: Mapping[str, int] = field(default_factory=dict)
+    # "baseline" | "greensed" (train.protocol); "" in logs from before protocols existed.
+    protocol: str = ""
+    # The model whose scores the run reports (best.pt holds both): "student" | "teacher".
+    model_of_record: str = ""
+    # Clips per subset the run used: strong, weak_train, unlabelled, validation and,
+    # under the baseline protocol, weak_validation (the held-out weak clips).
+    clips: Mapping[str, int] = field(default_factory=dict)
     steps: int | None = None
     steps_per_epoch: int | None = None
     error: str | None = None

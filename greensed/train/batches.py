@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from greensed.data.desed import Dataset
+from greensed.data.desed import Dataset, Subset
 from greensed.errors import ConfigError
 from greensed.train.step import Batch
 
@@ -56,14 +56,18 @@ class DeviceData:
     weak_labels: torch.Tensor
 
     @classmethod
-    def from_dataset(cls, ds: Dataset, device: torch.device) -> DeviceData:
+    def from_dataset(cls, ds: Dataset, device: torch.device,
+                     weak: Subset | None = None) -> DeviceData:
+        """``weak``: the weak clips that train (the baseline's split), else all of them."""
+        weak = ds.weak if weak is None else weak
+
         def t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
             # A copy: the cache is a read-only memmap, and the device copy must not alias it.
             return torch.from_numpy(np.array(a)).to(device=device, dtype=dtype)
 
-        return cls(t(ds.strong.mels, torch.float16), t(ds.weak.mels, torch.float16),
+        return cls(t(ds.strong.mels, torch.float16), t(weak.mels, torch.float16),
                    t(ds.unlabelled.mels, torch.float16),
-                   t(ds.strong.strong, torch.float32), t(ds.weak.weak, torch.float32))
+                   t(ds.strong.strong, torch.float32), t(weak.weak, torch.float32))
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.strong), len(self.weak), len(self.unlabelled)

@@ -71,7 +71,7 @@ def run_epoch(s: Session, epoch: int) -> EpochOutcome:
         record = g.from_main(make)
         rank_rngs = g.gather(st.rng_states()) if g.world_size > 1 else None
         best = s.best([*s.history, record])
-        s.writer.commit(record, st, beat, is_best=best is record, metric=s.cfg.stop.metric,
+        s.writer.commit(record, st, beat, is_best=best is record, metric=s.best_metric,
                         config_toml=s.config_toml, rank_rngs=rank_rngs)
     return Finished(record)
 

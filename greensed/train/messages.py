@@ -21,6 +21,8 @@ class RunShape:
     n_validation: int
     steps_per_epoch: int
     world_size: int = 1
+    protocol: str = "baseline"
+    n_heldout: int | None = None  # held-out weak clips validated each epoch (baseline)
 
 
 def banner(shape: RunShape, *, resume_at: int | None) -> str:
@@ -28,10 +30,11 @@ def banner(shape: RunShape, *, resume_at: int | None) -> str:
     ranks = (f" | {s.world_size} ranks, {s.batch_size // s.world_size} clips each per step"
              if s.world_size > 1 else "")
     verb = f"resuming at epoch {resume_at}" if resume_at is not None else "training"
-    return (f"greensed: {verb} -> {s.run_dir} | device {s.device} | meter {s.meter} | "
-            f"batch {s.batch_size} {s.shares} | clips strong/weak/unlabelled/val "
-            f"{s.sizes[0]}/{s.sizes[1]}/{s.sizes[2]}/{s.n_validation} | "
-            f"{s.steps_per_epoch} steps/epoch" + ranks)
+    held = f" + {s.n_heldout} held-out weak" if s.n_heldout is not None else ""
+    return (f"greensed: {verb} -> {s.run_dir} | protocol {s.protocol} | device {s.device} | "
+            f"meter {s.meter} | batch {s.batch_size} {s.shares} | clips "
+            f"strong/weak/unlabelled/val {s.sizes[0]}/{s.sizes[1]}/{s.sizes[2]}/"
+            f"{s.n_validation}{held} | {s.steps_per_epoch} steps/epoch" + ranks)
 
 
 def epoch_line(r: EpochRecord, shape: RunShape) -> str:
@@ -42,10 +45,11 @@ def epoch_line(r: EpochRecord, shape: RunShape) -> str:
     else:
         energy = f"energy {r.energy_status}"
     m = r.metric
+    objective = f" | objective {_f(m('objective'), 3)}" if m("objective") is not None else ""
     return (f"epoch {r.epoch:3d} | loss {_f(r.loss.total)} | F1 student "
             f"{_f(m('student_f1'), 3)} teacher {_f(m('teacher_f1'), 3)} | weak F1 "
-            f"{_f(m('teacher_weak_f1'), 3)} | {r.train_s or 0:.1f}+{r.val_s or 0:.1f} s "
-            f"({clips_s:.1f} clips/s) | {energy}" + forecast_part(r))
+            f"{_f(m('teacher_weak_f1'), 3)}{objective} | {r.train_s or 0:.1f}+"
+            f"{r.val_s or 0:.1f} s ({clips_s:.1f} clips/s) | {energy}" + forecast_part(r))
 
 
 def forecast_part(r: EpochRecord) -> str:
@@ -69,7 +73,9 @@ def closing(s: Summary, run_dir: Path) -> str:
     energy = f"{kwh * 1000:.2f} Wh ({kwh:.5f} kWh)" if kwh is not None else "unavailable"
     at = (f"{s.best_cumulative_kwh * 1000:.2f} Wh" if s.best_cumulative_kwh is not None
           else "energy unavailable")
-    best = (f"best {s.best_metric} {_f(s.best_value, 3)} at epoch {s.best_epoch} ({at})"
+    record = f", model of record {s.model_of_record}" if s.model_of_record else ""
+    best = (f"best {s.best_metric} {_f(s.best_value, 3)} at epoch {s.best_epoch} "
+            f"({at}{record})"
             if s.best_epoch else "no finished epoch")
     return (f"stopped after {s.epochs} epochs: {s.stop_reason}\n"
             f"energy {energy} in {s.total_s or 0:.0f} s | {best} | run log {run_dir}")

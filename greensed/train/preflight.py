@@ -21,7 +21,7 @@ from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import LOSS_KEYS, RunDir
 from greensed.stopping import Policy
 from greensed.train.group import Group
-from greensed.train.validate import METRICS
+from greensed.train.validate import HELDOUT_METRICS, METRICS
 
 
 class RunLock:
@@ -84,9 +84,12 @@ def check_resume_config(run: RunDir, cfg: C.RunConfig, *, force: bool) -> None:
     text = run.read_config_text()
     if text is None:
         return
-    saved = C.from_toml_text(text, str(run.config))
+    # A run of an earlier greensed may hold a relative data path: from this folder, as
+    # it was read.
+    saved = C.with_absolute_paths(C.from_toml_text(text, str(run.config)))
     # Epochs may be raised on resume (continue a finished run); other keys may not.
-    changed = [d for d in C.diff(saved, cfg) if not d.startswith("train.epochs:")]
+    changed = [d for d in C.diff(saved, C.with_absolute_paths(cfg))
+               if not d.startswith("train.epochs:")]
     if changed and not force:
         raise ConfigError(
             f"{run.root}: resume config differs from the run's config.toml: "
@@ -94,14 +97,19 @@ def check_resume_config(run: RunDir, cfg: C.RunConfig, *, force: bool) -> None:
         )
 
 
-def check_metric(name: str) -> None:
-    """A misspelt metric would silently disable best.pt and the plateau policy."""
+def check_metric(name: str, protocol: str = "baseline") -> None:
+    """A misspelt metric, or one this protocol never computes, would silently disable
+    the plateau policy (and, under "greensed", best.pt)."""
     known = METRICS + tuple(f"loss.{k}" for k in LOSS_KEYS)
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"stop.metric = {name!r}: unknown metric{hint}; choose from "
                           + ", ".join(known))
+    if protocol != "baseline" and name in HELDOUT_METRICS:
+        raise ConfigError(f"stop.metric = {name!r}: computed on the held-out weak clips, "
+                          f"which only [train] protocol = \"baseline\" has (this run: "
+                          f"{protocol!r})")
 
 
 def build_meter(cfg: C.RunConfig, device: torch.device, group: Group,

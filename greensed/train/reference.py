@@ -5,7 +5,8 @@ computed from audio for every batch, mixup acts on it, dB and min-max scaling
 follow, the teacher runs under ``no_grad``, the EMA loops over parameters in
 Python, and every loss is read back to the host each step for logging. The
 benchmark measures greensed's step against it, and a test checks that both
-give the same losses on the same batch.
+give the same losses on the same batch, in either protocol's order of operations
+(``ema_first``: the baseline's EMA of the pre-update student, before backward).
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ def baseline_log_scale(mel: torch.Tensor) -> torch.Tensor:
 def reference_step(student: nn.Module, teacher: nn.Module, opt: torch.optim.Optimizer,
                    audio: torch.Tensor, batch_labels: Batch, mel: nn.Module, *, step: int,
                    lr: float, consistency_weight: float, mixup_p: float, mixup_alpha: float,
-                   ema_factor: float, rng: np.random.Generator) -> dict[str, float]:
-    """One full step from audio [B, samples]; returns the losses as Python floats."""
+                   ema_factor: float, rng: np.random.Generator,
+                   ema_first: bool = False) -> dict[str, float]:
+    """One full step from audio [B, samples]; returns the losses as Python floats.
+
+    ``step`` is the 1-based step number the EMA factor reads; ``ema_first`` updates the
+    teacher before backward and the optimizer step (the "baseline" protocol), else after.
+    """
     for g in opt.param_groups:
         g["lr"] = lr
     feats = mel(audio)  # [B, F, T], recomputed from audio on every batch
@@ -53,13 +59,20 @@ def reference_step(student: nn.Module, teacher: nn.Module, opt: torch.optim.Opti
     cons_strong = F.mse_loss(strong_s, strong_t.detach())
     cons_weak = F.mse_loss(weak_s, weak_t.detach())
     total = loss_strong + loss_weak + consistency_weight * (cons_strong + cons_weak)
+
+    def ema() -> None:
+        alpha = min(1 - 1 / (step + 1), ema_factor)
+        with torch.no_grad():
+            for tp, sp in zip(teacher.parameters(), student.parameters(), strict=True):
+                tp.mul_(alpha).add_(sp, alpha=1 - alpha)
+
+    if ema_first:
+        ema()
     opt.zero_grad()
     total.backward()
     opt.step()
-    alpha = min(1 - 1 / (step + 1), ema_factor)
-    with torch.no_grad():
-        for tp, sp in zip(teacher.parameters(), student.parameters(), strict=True):
-            tp.mul_(alpha).add_(sp, alpha=1 - alpha)
+    if not ema_first:
+        ema()
     # The baseline logs every loss every step: a host read each time.
     return {"strong": loss_strong.item(), "weak": loss_weak.item(),
             "consistency_strong": cons_strong.item(), "consistency_weak": cons_weak.item(),

@@ -28,6 +28,7 @@ from greensed.errors import GreensedError
 from greensed.runlog import LOSS_KEYS, EpochRecord, Losses, RunDir, Summary
 from greensed.stopping import Decision, Policy, best_record, predict_run
 from greensed.train import preflight
+from greensed.train import protocol as P
 from greensed.train.batches import DeviceData, steps_per_epoch
 from greensed.train.checkpoint import load_last
 from greensed.train.group import Group
@@ -36,7 +37,7 @@ from greensed.train.messages import RunShape
 from greensed.train.outcome import RunEnd
 from greensed.train.signals import StopSignal
 from greensed.train.state import TrainState, model_time_pooling
-from greensed.train.step import ramp
+from greensed.train.step import factors
 from greensed.train.validate import validation_tensors
 from greensed.train.writer import NullWriter, RunWriter, Writer
 
@@ -59,8 +60,10 @@ class Session:
     n_steps: int
     report: Reporter
     recipe_name: str
-    skipped_audio: int
-    n_validation: int
+    # Clips per subset in use (strong, weak_train, unlabelled, validation[, weak_validation]).
+    clips: dict[str, int]
+    # Files left out under skip_bad_audio: {"missing": n, "unreadable": m}.
+    left_out: dict[str, int]
     history: list[EpochRecord] = field(default_factory=list)
     stop: StopSignal = field(default_factory=StopSignal)
     resumed_at: int | None = None  # the first epoch of this session, when resuming
@@ -77,26 +80,34 @@ class Session:
     def shape(self) -> RunShape:
         return RunShape(self.run.root, str(self.device), self.meter.name,
                         self.cfg.train.batch_size, self.shares, self.data.sizes(),
-                        self.n_validation, self.n_steps, self.group.world_size)
+                        self.clips["validation"], self.n_steps, self.group.world_size,
+                        protocol=self.cfg.train.protocol,
+                        n_heldout=self.clips.get("weak_validation"))
+
+    @property
+    def best_metric(self) -> str:
+        """What picks best.pt: the baseline's objective, or the stopping metric."""
+        return P.best_rule(self.cfg)[0]
 
     def decide(self) -> Decision:
         """The stop decision, taken once (rank 0, from the shared history)."""
         return self.group.from_main(lambda: self.policy.decide(self.history))
 
     def best(self, history: list[EpochRecord] | None = None) -> EpochRecord | None:
-        sc = self.cfg.stop
-        return best_record(self.history if history is None else history, sc.metric, sc.mode)
+        metric, mode = P.best_rule(self.cfg)
+        return best_record(self.history if history is None else history, metric, mode)
 
     def make_record(self, epoch: int, mean_losses: list[float], metrics: dict[str, Any],
                     train_s: float, val_s: float, reading: Reading, lost_kwh: float
                     ) -> EpochRecord:
         tc = self.cfg.train
-        factor = ramp(self.state.step - 1, self.rampup_steps)  # that of the epoch's last step
+        # Those of the epoch's last step.
+        lr_factor, weight_factor = factors(tc.protocol, self.state.step - 1, self.rampup_steps)
         e = reading.to_record()
         record = EpochRecord(
-            epoch=epoch, steps=self.state.step, lr=tc.lr * factor,
+            epoch=epoch, steps=self.state.step, lr=tc.lr * lr_factor,
             loss=Losses(**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
-                        consistency_weight=tc.consistency_max * factor),
+                        consistency_weight=tc.consistency_max * weight_factor),
             metrics=metrics, train_s=train_s, val_s=val_s, duration_s=reading.duration_s,
             energy_kwh=e["energy_kwh"],
             cumulative_kwh=cumulative_kwh(self.history[-1] if self.history else None,
@@ -112,7 +123,7 @@ class Session:
     def summary(self, end: RunEnd) -> Summary:
         """The run's summary; on ranks other than 0 only what they know themselves
         (no collective: another rank may have failed)."""
-        h, sc = self.history, self.cfg.stop
+        h, sc, metric = self.history, self.cfg.stop, self.best_metric
         if not isinstance(self.writer, RunWriter):
             return Summary(status=end.status, stop_reason=end.reason, stop_policy=end.policy,
                            epochs=len(h), stop_epoch=len(h), steps=self.state.step,
@@ -126,15 +137,17 @@ class Session:
         return Summary(
             status=end.status, stop_reason=end.reason, stop_policy=end.policy,
             epochs=len(h), stop_epoch=len(h), best_epoch=best.epoch if best else None,
-            best_metric=sc.metric, best_value=best.metric(sc.metric) if best else None,
+            best_metric=metric, best_value=best.metric(metric) if best else None,
             best_cumulative_kwh=best.cumulative_kwh if best else None,
             total_kwh=t.total_kwh, total_s=t.total_s, lost_kwh=t.lost_kwh, budget_kwh=budget,
             budget_overrun_kwh=max(0.0, t.total_kwh - budget)
             if (budget and t.total_kwh) else 0.0,
             energy_methods=methods, meter=self.meter.name, classes=CLASSES,
             batch_size=self.cfg.train.batch_size, seed=self.cfg.train.seed,
-            recipe=self.recipe_name, skipped_audio=self.skipped_audio, steps=self.state.step,
-            steps_per_epoch=self.n_steps, error=end.error)
+            recipe=self.recipe_name, skipped_audio=self.left_out.get("unreadable", 0),
+            left_out_audio=self.left_out, protocol=self.cfg.train.protocol,
+            model_of_record=P.model_of_record(self.cfg, metric), clips=self.clips,
+            steps=self.state.step, steps_per_epoch=self.n_steps, error=end.error)
 
 
 @contextmanager
@@ -142,6 +155,7 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
                  policy: Policy, shares: tuple[int, int, int], *, resume: bool, force: bool,
                  meter: Meter | None, report: Reporter, recipe_name: str
                  ) -> Iterator[Session]:
+    cfg = C.with_absolute_paths(cfg)  # what config.toml records
     run = RunDir(Path(group.bcast(str(run_dir))))  # torchrun: rank 0's time-stamped default
     group.on_main(lambda: preflight.check_run_dir(run, resume))
     # Built (not started) before the run dir exists: a bad --meter, or a budget
@@ -155,6 +169,8 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
         if resume:
             group.on_main(lambda: preflight.check_resume_config(run, cfg, force=force))
         ds = _load(group, cfg, report)
+        weak = group.each(lambda: P.weak_sets(ds, cfg))
+        report(P.describe_split(weak, cfg))
         group.each(m.start)
         held.callback(m.close)
         # Again once started: CodeCarbon knows its methods only then.
@@ -169,19 +185,27 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
         writer: Writer = RunWriter(run) if group.is_main else NullWriter()
         group.on_main(lambda: writer.start(C.to_toml(cfg), hardware))  # type: ignore[union-attr]
         state = TrainState.create(cfg, device, group)
-        data = DeviceData.from_dataset(ds, device)
+        data = DeviceData.from_dataset(ds, device, weak.train)
         n_steps = steps_per_epoch(data.sizes(), shares, cfg.train.max_steps_per_epoch)
         if n_steps < 1:
             raise GreensedError(
                 f"an epoch has no step: subsets {data.sizes()} are smaller than the "
                 f"batch shares {shares} (reduce train.batch_size)")
-        s = Session(cfg, run, device, group, m, policy, writer, state, data,
-                    validation_tensors(ds.validation, device) if group.is_main else None,
-                    shares, n_steps, report, recipe_name, len(ds.skipped_audio),
-                    len(ds.validation))
+        val = validation_tensors(ds.validation, device, clip_s=cfg.features.clip_s,
+                                 heldout=weak.heldout) if group.is_main else None
+        s = Session(cfg, run, device, group, m, policy, writer, state, data, val, shares,
+                    n_steps, report, recipe_name, _clips(ds, weak), ds.left_out())
         if resume:
             _restore(s)
         yield s
+
+
+def _clips(ds: Dataset, weak: P.WeakSets) -> dict[str, int]:
+    out = {"strong": len(ds.strong), "weak_train": len(weak.train),
+           "unlabelled": len(ds.unlabelled), "validation": len(ds.validation)}
+    if weak.heldout is not None:
+        out["weak_validation"] = len(weak.heldout)
+    return out
 
 
 def _load(group: Group, cfg: C.RunConfig, report: Reporter) -> Dataset:

@@ -1,4 +1,9 @@
-"""One mean-teacher training step, as in the DCASE 2022 baseline (docs/training.md)."""
+"""One mean-teacher training step, as in the DCASE 2022 baseline (docs/training.md).
+
+The step schedule depends on ``train.protocol``: "baseline" is DESED_task 2022's order
+of operations under Lightning 1.5, "greensed" the order greensed used before (see
+``factors`` and ``optimize``).
+"""
 
 from __future__ import annotations
 
@@ -39,6 +44,22 @@ def ramp(step: int, rampup_steps: int) -> float:
         return 1.0
     t = min(step, rampup_steps) / rampup_steps
     return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def factors(protocol: str, done: int, rampup_steps: int) -> tuple[float, float]:
+    """(lr factor, consistency factor) of the optimizer step that follows ``done`` steps.
+
+    "baseline": DESED_task 2022's ExponentialWarmup starts at step_num = 1 and sets the
+    lr only when it is stepped, after each optimizer step; so optimizer step k (1-based)
+    runs at ramp(k) and the first at the optimizer's own, full lr, while the consistency
+    weight reads ramp(step_num) = ramp(k) from the first step on. "greensed": both at
+    ramp(k - 1), the first step at ramp(0) = exp(-5).
+    """
+    if protocol == "baseline":
+        k = done + 1
+        return (1.0 if done == 0 else ramp(k, rampup_steps)), ramp(k, rampup_steps)
+    factor = ramp(done, rampup_steps)
+    return factor, factor
 
 
 def mixup(x: torch.Tensor, y: torch.Tensor, lam: float,
@@ -94,16 +115,25 @@ def optimize(student: nn.Module, teacher: nn.Module, opt: torch.optim.Optimizer,
              rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """One optimizer step: lr and consistency ramp, losses, backward, Adam, EMA.
 
-    ``step`` counts the steps already done; the teacher update uses step + 1.
+    ``step`` counts the steps already done; the teacher update uses step + 1 (the
+    baseline's scheduler step_num). Under the "baseline" protocol the teacher is
+    updated from the student before backward and the optimizer step, as Lightning 1.5
+    calls the baseline's ``on_before_zero_grad`` (the EMA) inside the optimizer's
+    closure, after the forward and before backward; under "greensed", after them.
     """
-    factor = ramp(step, rampup_steps)
+    lr_factor, weight_factor = factors(tc.protocol, step, rampup_steps)
     for g in opt.param_groups:
-        g["lr"] = tc.lr * factor
-    losses = train_step(student, teacher, batch, consistency_weight=tc.consistency_max * factor,
+        g["lr"] = tc.lr * lr_factor
+    losses = train_step(student, teacher, batch,
+                        consistency_weight=tc.consistency_max * weight_factor,
                         mixup_p=tc.mixup_p, mixup_alpha=tc.mixup_alpha, rng=rng,
                         precision=tc.precision)
+    ema_first = tc.protocol == "baseline"
+    if ema_first:  # the pre-update student; this step's teacher outputs are already made
+        ema_update(teacher, student, step + 1, tc.ema_factor)
     opt.zero_grad(set_to_none=True)
     losses["total"].backward()
     opt.step()
-    ema_update(teacher, student, step + 1, tc.ema_factor)
+    if not ema_first:
+        ema_update(teacher, student, step + 1, tc.ema_factor)
     return losses
