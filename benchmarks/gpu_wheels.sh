@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Wheels the lent GPU machines lack, for benchmarks/gpu_check.sh: run here (with
-# package-registry access) before a GPU session, then carry .whl to the device.
-# Their image has Python 3.12, torch, torchaudio, typer, rich, numpy, pandas and
+# Wheels a GPU machine without registry access may lack, for benchmarks/gpu_check.sh:
+# run on a machine with package-registry access, then copy .whl with the checkout.
+# An image with Python 3.12, torch, torchaudio, typer, rich, numpy, pandas and
 # nvidia-ml-py; greensed's audio I/O also needs soundfile (and its cffi).
 # Versions come from requirements.lock. codecarbon is not needed there: the
 # check meters the GPU with the NVML counter.

@@ -43,8 +43,32 @@ def test_bench_runs_and_writes_json(tmp_path):
     assert rep["validation"]["seconds_per_1000_clips"] > 0
 
 
-def test_gpu_check_script_parses():
-    subprocess.run(["bash", "-n", "benchmarks/gpu_check.sh"], cwd=ROOT, check=True)
+def test_gpu_check_script_runs_every_step_on_the_cpu(tmp_path, tiny_dataset):
+    """GREENSED_CHECK_SMOKE=1: the same steps as on a GPU machine, tiny and on the CPU;
+    it exits 0 only if every step did, and leaves each step's output in $OUT."""
+    env = {**ENV, "GREENSED_CHECK_SMOKE": "1", "GREENSED_CHECK_DATA": str(tiny_dataset),
+           "GREENSED_CACHE": str(tmp_path / "cache"), "OUT": str(tmp_path / "out")}
+    res = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "FAILED" not in res.stderr
+    for p in ("fp32", "bf16"):
+        rep = json.loads((tmp_path / "out" / f"gpu-epoch-{p}.json").read_text())
+        assert rep["epochs"][0]["energy_wh"] > 0
+    summary = json.loads((tmp_path / "out" / "gpu-run" / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs"] == 2
+
+
+def test_gpu_curves_script_lists_its_grid(tmp_path):
+    """The GPU corpus script parses its grid: 6 cells of the small preset, 200 epochs."""
+    env = {**ENV, "GREENSED_CURVES_OUT": str(tmp_path / "curves")}
+    res = subprocess.run(["bash", "benchmarks/gpu_curves.sh", "--dry-run"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "6 cells" in res.stdout and res.stdout.count(" start ") == 6
+    for bs in (8, 16):
+        for seed in (1, 2, 3):
+            assert f"bs{bs}/seed{seed}" in res.stdout
 
 
 def test_forecast_speed_runs_and_writes_json(tmp_path):
