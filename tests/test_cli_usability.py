@@ -166,3 +166,20 @@ def test_shared_flags_read_the_same_on_every_command():
     for flag, text in (("--metric", METRIC_HELP), ("--meter", METER_HELP),
                        ("--data", DATA_HELP), ("--device", DEVICE_HELP)):
         assert all(h.startswith(text) for h in helps[flag].values()), (flag, helps[flag])
+
+
+def test_tensorboard_without_the_package_is_one_line_before_anything(tmp_path, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    run = tmp_path / "run"
+    code, _, err = cli(monkeypatch, capsys, "train", "--tensorboard", "--out", run,
+                       "--meter", "constant:40", "--cache-dir", tmp_path / "c")
+    assert code == 2 and "greensed[tensorboard]" in err and len(err.strip().splitlines()) == 1
+    assert not run.exists()
+
+
+def test_an_unknown_country_fails_before_anything(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    code, _, err = cli(monkeypatch, capsys, "train", "--country-iso-code", "XYZ", "--out", run,
+                       "--meter", "constant:40", "--cache-dir", tmp_path / "c")
+    assert code == 2 and "country_iso_code = 'XYZ'" in err and not run.exists()

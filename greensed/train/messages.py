@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greensed import config as C
+from greensed.energy.carbon import CarbonIntensity
 from greensed.runlog import EpochRecord, Summary
+from greensed.stopping import describe
 
 INDENT = "  "  # continuation lines of a message laid out in a narrow terminal
 
@@ -105,10 +108,8 @@ class RunShape:
     carbon: str = ""  # the CO2 intensity and its source
 
 
-def stop_facts(cfg: Any, carbon: Any = None) -> dict[str, Any]:
-    """RunShape's stopping and CO2 fields from a RunConfig and its CarbonIntensity."""
-    from greensed.stopping import describe
-
+def stop_facts(cfg: C.RunConfig, carbon: CarbonIntensity | None = None) -> dict[str, Any]:
+    """RunShape's stopping and CO2 fields from a run's config and CO2 intensity."""
     sc = cfg.stop
     return {"stop": describe(sc), "max_epochs": cfg.train.epochs, "metric": sc.metric,
             "mode": sc.mode, "budget_kwh": sc.budget.kwh if "budget" in sc.policies else None,
@@ -160,14 +161,9 @@ def epoch_line(r: EpochRecord, shape: RunShape) -> Line:
     return Line(full, compact=[[p for p in short if p]])
 
 
-def forecast_part(r: EpochRecord) -> str:
-    """`` | to epoch 100: 38 Wh, 71 min, student_f1 0.701 ± 0.012`` from the record's
-    forecast (Carbontracker-style), or nothing at the cap or without one."""
-    part = _to_cap(r)
-    return f" | {part}" if part else ""
-
-
 def _to_cap(r: EpochRecord, *, short: bool = False) -> str:
+    """``to epoch 100: 38 Wh, 71 min, student_f1 0.701 ± 0.012`` from the record's
+    forecast (Carbontracker-style), or nothing at the cap or without one."""
     f = r.forecast or {}
     if not f.get("epochs_left"):
         return ""
