@@ -91,6 +91,8 @@ class TrainConfig:
     compile: bool = False
     # Cap on optimizer steps per epoch (0: no cap); for tests and smoke runs.
     max_steps_per_epoch: NonNegativeInt = 0
+    # Also write TensorBoard scalars to RUN_DIR/tensorboard/ (extra greensed[tensorboard]).
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,12 @@ class MeterConfig:
     # "auto" | "codecarbon" | "nvml" | "constant:WATTS[+DEVICE_W[xN]]" | "none"
     spec: str = "auto"
     tracking_mode: Literal["machine", "process"] = "machine"
+    # kg CO2eq = kWh x g CO2eq/kWh / 1000 (greensed.energy.carbon, docs/energy.md): this
+    # intensity when given, else CodeCarbon's offline data for the country (ISO 3166
+    # alpha-3, e.g. "FRA") and region (e.g. "california"), else its world average.
+    carbon_intensity: NonNegativeFloat | None = None
+    country_iso_code: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)

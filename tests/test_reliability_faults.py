@@ -163,7 +163,7 @@ def test_ctrl_c_during_feature_extraction_exits_130_and_the_same_command_works(
                  GREENSED_TEST_PARKED=str(parked))
     wait_for(parked.exists, proc)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=180)
     assert proc.returncode == 130 and "Traceback" not in err
     code, out, err = cli(monkeypatch, capsys, *args)
     assert code == 0, err
@@ -189,7 +189,8 @@ def test_two_trainings_on_a_fresh_cache_take_turns_generating(tmp_path):
 def test_resume_with_another_out_is_refused_and_keeps_its_recipe_name(
         tiny_dataset, cache, tmp_path, monkeypatch, capsys):
     recipe = tmp_path / "mine.toml"
-    recipe.write_text("[train]\nmax_steps_per_epoch = 1\nbatch_size = 4\nepochs = 1\n")
+    recipe.write_text("[train]\nprotocol = \"greensed\"\nmax_steps_per_epoch = 1\nbatch_size = 4\n"
+                      "epochs = 1\n")  # 4 weak clips: too few to hold some out
     run = tmp_path / "run"
     args = ["train", "--recipe", recipe, "--data", tiny_dataset, "--cache-dir", cache,
             "--out", run, "--meter", "constant:40"]

@@ -6,12 +6,13 @@ Each command lives in a module of this package (``train``: synth, train, meters;
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
 from greensed.cli import study, train  # noqa: F401  (they register their commands)
-from greensed.cli.app import app
+from greensed.cli.app import ReaderLeft, app
 from greensed.errors import GreensedError
 
 
@@ -19,6 +20,11 @@ def main() -> None:
     """Entry point: every user error is one line on stderr and exit status 2."""
     try:
         code = app(standalone_mode=False)
+    except (BrokenPipeError, ReaderLeft):
+        # The reader left (`greensed report runs | head`): what the command writes to
+        # files is written already; end quietly, as `cat` does (128 + SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
     except GreensedError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -1,4 +1,5 @@
-"""`greensed reproduce`, `report`, `replay`, `status` and `evaluate`."""
+"""`greensed reproduce`, `report`, `dcase`, `replay`, `bench-policies`, `status` and
+`evaluate`."""
 
 from __future__ import annotations
 
@@ -9,30 +10,45 @@ from typing import Any
 import typer
 
 from greensed.cli.app import app, emit_tables, fail
-from greensed.cli.options import stop_options
+from greensed.cli.options import (
+    DATA_HELP,
+    DEVICE_HELP,
+    EPOCHS_HELP,
+    FORMAT_HELP,
+    METER_HELP,
+    METRIC_HELP,
+    RUNS_HELP,
+    stop_options,
+)
 from greensed.stopping.params import DEFAULT_METRIC
 from greensed.study.report import TARGET_F1
 
-# --- study commands (reproduce, report, replay, evaluate, status) ------------
+# --- study commands ------------------------------------------------------------
 
 
 @app.command("reproduce")
 def reproduce_cmd(
-    grid_recipe: Path = typer.Argument(..., help="Grid recipe TOML (e.g. recipes/paper/grid.toml)."),
-    data: Path | None = typer.Option(None, help="DESED root or dataset TOML for every cell (overrides data.path)."),
-    out: Path | None = typer.Option(None, help="Output folder; cells go to OUT/<batch>/<seed>/ (default runs/<grid name>)."),
+    grid_recipe: Path = typer.Argument(..., metavar="GRID_TOML", help="Grid recipe TOML (e.g. recipes/paper/grid.toml)."),
+    data: Path | None = typer.Option(None, metavar="PATH", help=f"{DATA_HELP}, for every cell (overrides data.path)."),
+    out: Path | None = typer.Option(None, metavar="DIR", help="Output folder; cells go to OUT/<batch>/<seed>/ (default runs/<grid name>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and what would happen (skip/resume/start); run nothing."),
-    launcher: str = typer.Option("local", help="local | slurm"),
-    max_parallel: int | None = typer.Option(None, help="Cells at once (local: subprocesses; slurm: array parallelism)."),
-    partition: str | None = typer.Option(None, help="SLURM partition."),
-    gpus_per_run: int | None = typer.Option(None, help="SLURM: GPUs per cell."),
-    cpus_per_run: int | None = typer.Option(None, help="CPUs (threads) per cell."),
-    time_min: int | None = typer.Option(None, help="SLURM time limit per job in minutes (a cell that runs longer is requeued and resumed)."),
-    meter: str | None = typer.Option(None, help="Meter for every cell: auto | codecarbon | nvml | constant:WATTS"),
-    epochs: int | None = typer.Option(None, help="Epoch cap for every cell."),
+    launcher: str = typer.Option("local", metavar="local|slurm", help="Where the cells run: local | slurm"),
+    max_parallel: int | None = typer.Option(None, metavar="N", help="Cells at once (local: subprocesses; slurm: array parallelism)."),
+    partition: str | None = typer.Option(None, metavar="NAME", help="SLURM partition."),
+    gpus_per_run: int | None = typer.Option(None, metavar="N", help="SLURM: GPUs per cell."),
+    cpus_per_run: int | None = typer.Option(None, metavar="N", help="CPUs (threads) per cell."),
+    time_min: int | None = typer.Option(None, metavar="MIN", help="SLURM time limit per job in minutes (a cell that runs longer is requeued and resumed)."),
+    meter: str | None = typer.Option(None, metavar="SPEC", help=f"{METER_HELP}, for every cell."),
+    epochs: int | None = typer.Option(None, metavar="N", help=f"{EPOCHS_HELP}, for every cell."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="slurm: follow the jobs to the end, or submit and return."),
 ) -> None:
-    """Run every cell of a grid recipe (finished cells are skipped, unfinished ones resumed)."""
+    """Run every cell of a grid recipe (finished cells skipped, unfinished resumed).
+
+    \b
+    Examples:
+      greensed reproduce recipes/paper/grid.toml --data /data/DESED --dry-run
+      greensed reproduce recipes/paper/grid.toml --launcher slurm --partition gpu --time-min 240
+    """
     from greensed.launch import reproduce
     from greensed.launch.plan import resolve_resources
     from greensed.study.status import status_table
@@ -60,23 +76,30 @@ def reproduce_cmd(
 
 @app.command("report")
 def report_cmd(
-    run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
-    by: str = typer.Option("batch", "--by", help="Group runs by batch, hardware or recipe."),
-    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
-    out: str = typer.Option("report", "--out", help="Folder for the PNG plots and CSV tables."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Epoch metric used as F1."),
-    target_f1: float = typer.Option(TARGET_F1, "--target-f1", help="Fixed F1 level (fraction)."),
+    run_dirs: list[str] = typer.Argument(..., metavar="RUN_DIR", help=RUNS_HELP + "."),
+    by: str = typer.Option("batch", "--by", metavar="KEY", help="Group runs by: batch | hardware | recipe."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
+    out: Path = typer.Option(Path("report"), "--out", metavar="DIR", help="Folder for the CSV tables and PNG plots (written before the tables print)."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, used as F1."),
+    target_f1: float = typer.Option(TARGET_F1, "--target-f1", metavar="F1", help="Fixed F1 level (a fraction)."),
     reference: list[str] = typer.Option(
-        None, "--reference", help="Reference (baseline) run on the same hardware; repeatable."),
+        None, "--reference", metavar="RUN_DIR", help="Reference (baseline) run on the same hardware; repeatable."),
     reference_kwh: float = typer.Option(
-        None, "--reference-kwh", help="Reference energy in kWh, for every run."),
+        None, "--reference-kwh", metavar="KWH", help="Reference energy in kWh, for every run."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots to --out."),
-    std: str = typer.Option("seed", "--std", help="seed: the spread over seeds within each (group, other factor) cell, pooled, as the paper; runs: over all of a group's runs."),
+    std: str = typer.Option("seed", "--std", metavar="seed|runs", help="seed: the spread over seeds within each (group, other factor) cell, pooled, as the paper; runs: over all of a group's runs."),
     include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Also count interrupted, diverged, failed and incomplete runs (their finished epochs)."),
 ) -> None:
-    """Tables 1 and 2 of the paper (mean ± std per group), plots and CSVs."""
-    from pathlib import Path
+    """Tables 1 and 2 of the paper (mean ± std per group), plots and CSVs.
 
+    The CSVs in --out hold numbers: each "mean ± std" cell of the tables is a
+    "<column> mean" and a "<column> std" column there (docs/report.md).
+
+    \b
+    Examples:
+      greensed report runs/paper --by batch --out report
+      greensed report runs/ --reference runs/baseline --format markdown | head -20
+    """
     from greensed.study import report as rp
     from greensed.study.tables import render
 
@@ -85,48 +108,80 @@ def report_cmd(
     rep = rp.build_report(run_dirs, by=by, metric=metric, target_f1=target_f1,
                           reference_dirs=reference or (), reference_kwh=reference_kwh,
                           std=std, include_unfinished=include_unfinished)
-    for w in rep.warnings:
-        typer.echo(f"warning: {w}", err=True)
     tables = rp.tables(rep, target_f1)
-    emit_tables(tables, fmt)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # The files first: a reader that leaves early (`| head`) still gets all of them.
+    out.mkdir(parents=True, exist_ok=True)
     names = ["table1.csv", "table2.csv", "normalised.csv"]
     for name, table in zip(names, tables, strict=False):
-        (out_dir / name).write_text(render(table, "csv"))
-    (out_dir / "runs.csv").write_text(render(rp.runs_table(rep), "csv"))
-    written = [out_dir / n for n in names[: len(tables)]] + [out_dir / "runs.csv"]
+        (out / name).write_text(render(table, "csv"))
+    (out / "runs.csv").write_text(render(rp.runs_table(rep), "csv"))
+    written = [out / n for n in names[: len(tables)]] + [out / "runs.csv"]
     if plots:
         from greensed.study.plots import plot_runs
 
-        written += plot_runs(rep, out_dir)
+        written += plot_runs(rep, out)
+    for w in rep.warnings:
+        typer.echo(f"warning: {w}", err=True)
     typer.echo(f"wrote {', '.join(str(p) for p in written)}", err=True)
+    emit_tables(tables, fmt)
+
+
+@app.command("dcase")
+def dcase_cmd(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The system's run directory (with psds.json from `greensed evaluate`)."),
+    baseline: Path = typer.Option(..., "--baseline", metavar="RUN_DIR", help="The baseline's run, trained on the same hardware."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
+) -> None:
+    """The energy figures of a DCASE task 4 submission, and the energy-weighted PSDS.
+
+    Training kWh of the system and of the baseline, the normalised energy
+    kWh_system / kWh_baseline, and EW-PSDS = PSDS x kWh_baseline / kWh_system
+    (Ronchini & Serizel, 2023) for PSDS1 and PSDS2 from psds.json.
+
+    \b
+    Example:
+      greensed evaluate runs/mine && greensed evaluate runs/baseline
+      greensed dcase runs/mine --baseline runs/baseline
+    """
+    from greensed.study.dcase import dcase_energy, dcase_table
+
+    d = dcase_energy(run_dir, baseline)
+    for w in d.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    emit_tables([dcase_table(d)], fmt)
 
 
 @app.command("replay")
 @stop_options
 def replay_cmd(
-    run_dirs: list[str] = typer.Argument(..., help="Full-run directories, or folders of them."),
+    run_dirs: list[str] = typer.Argument(..., metavar="RUN_DIR", help="Full-run directories, or folders holding them."),
     policy: list[str] = typer.Option(
-        None, "--policy",
+        None, "--policy", metavar="SPEC",
         help="Another policy to compare, e.g. 'plateau:patience=5' or 'budget:kwh=0.3'; "
              "repeatable."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Metric the policies and F1 use."),
-    by: str = typer.Option("all", "--by", help="Aggregate by all, batch, hardware or recipe."),
-    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 is read from."),
+    by: str = typer.Option("all", "--by", metavar="KEY", help="Aggregate by: all | batch | hardware | recipe."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
     per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Show the per-run table."),
-    csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per run x policy to this CSV file."),
+    csv_path: Path | None = typer.Option(None, "--csv", metavar="FILE", help="Also write one row per run x policy to this CSV file."),
     stop_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Apply stopping policies offline to full-run logs: energy saved vs F1 lost."""
+    """Apply stopping policies offline to full-run logs: energy saved vs F1 lost.
+
+    \b
+    Examples:
+      greensed replay runs/paper --policy plateau:patience=5 --policy budget:kwh=0.3
+      greensed replay runs/paper --stop plateau --patience 10 --by batch --csv replay.csv
+    """
     from greensed.config import StopConfig
+    from greensed.stopping import describe
     from greensed.stopping import stop_flags as apply_stop_flags
     from greensed.study import replay as rpl
 
     policies = []
     if any(v is not None for v in (stop_flags or {}).values()):
         cfg = apply_stop_flags(StopConfig(metric=metric), **(stop_flags or {}))
-        policies.append(rpl.NamedPolicy(rpl.describe(cfg), cfg))
+        policies.append(rpl.NamedPolicy(describe(cfg), cfg))
     for spec in policy or []:
         policies.append(rpl.parse_policy_spec(spec, StopConfig(metric=metric)))
     results, warnings = rpl.replay(run_dirs, policies, metric=metric, by=by)
@@ -143,17 +198,19 @@ def replay_cmd(
 
 @app.command("bench-policies")
 def bench_policies_cmd(
-    corpus: list[str] = typer.Argument(..., help="Full-length runs (no early stop), or folders of them, e.g. benchmarks/curves."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="Metric the policies watch and F1 loss is measured on."),
-    checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", help="Metric that picks the kept checkpoint (default: --metric)."),
-    tune_seed: list[int] = typer.Option(None, "--tune-seed", help="Seeds whose runs choose each family's setting (repeatable; default: the smallest seed); the others are held out."),
-    max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, help="Largest mean relative F1 loss a chosen setting may have on the tuning runs."),
-    out: Path = typer.Option(Path("bench-policies"), "--out", help="Folder for outcomes.csv, settings.csv and pareto.png."),
-    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+    corpus: list[str] = typer.Argument(..., metavar="RUN_DIR", help="Full-length runs (no early stop), or folders of them, e.g. benchmarks/curves."),
+    metric: str = typer.Option(DEFAULT_METRIC, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 loss is measured on."),
+    checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", metavar="METRIC", help="Metric that picks the kept checkpoint (default: --metric)."),
+    tune_seed: list[int] = typer.Option(None, "--tune-seed", metavar="SEED", help="Seeds whose runs choose each family's setting (repeatable; default: the smallest seed); the others are held out."),
+    max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative F1 loss a chosen setting may have on the tuning runs."),
+    out: Path = typer.Option(Path("bench-policies"), "--out", metavar="DIR", help="Folder for outcomes.csv, settings.csv and pareto.png."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
     """Replay every policy family over a grid of its parameters on a corpus of full runs.
 
-    Example: greensed bench-policies benchmarks/curves --metric student_f1
+    \b
+    Example:
+      greensed bench-policies benchmarks/curves --metric student_f1
     """
     from greensed.study import bench as B
     from greensed.study.bench_report import (
@@ -182,11 +239,16 @@ def bench_policies_cmd(
 
 @app.command("status")
 def status_cmd(
-    run_dirs: list[str] = typer.Argument(..., help="Run directories, or folders holding them."),
-    metric: str | None = typer.Option(None, "--metric", help="Epoch metric shown as F1 (default: each run's own watched metric)."),
-    fmt: str = typer.Option("table", "--format", help="table, csv or markdown."),
+    run_dirs: list[str] = typer.Argument(..., metavar="RUN_DIR", help=RUNS_HELP + "."),
+    metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, shown as F1 (default: each run's own watched metric)."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
-    """Where each run stands: state, epochs done, best and last F1, energy so far."""
+    """Where each run stands: state, epochs done, best and last F1, energy so far.
+
+    \b
+    Example:
+      greensed status runs/
+    """
     from greensed.study.status import status_table
 
     emit_tables([status_table(run_dirs, metric)], fmt)
@@ -194,14 +256,19 @@ def status_cmd(
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory with checkpoints/best.pt"),
-    data: Path | None = typer.Option(None, help="Evaluate on this dataset's test set (else its validation set) instead"),
-    model: str | None = typer.Option(None, help="student | teacher: whose scores psds.json's top-level fields hold (default: the run's model of record; both are scored)"),
-    meter: str | None = typer.Option(None, help="Meter for the evaluation's own energy"),
-    device: str | None = typer.Option(None, help="auto | cpu | cuda"),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory with checkpoints/best.pt"),
+    data: Path | None = typer.Option(None, metavar="PATH", help=f"{DATA_HELP}: evaluate on its test set (else its validation set) instead of the run's"),
+    model: str | None = typer.Option(None, metavar="student|teacher", help="student | teacher: whose scores psds.json's top-level fields hold (default: the run's model of record; both are scored)"),
+    meter: str | None = typer.Option(None, metavar="SPEC", help=f"{METER_HELP}, for the evaluation's own energy"),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=DEVICE_HELP),
 ) -> None:
     """PSDS1, PSDS2 (sed_scores_eval) and intersection F1 of the best checkpoint's student
-    and teacher on the recorded validation set, as the baseline's test step."""
+    and teacher on the run's test set (else its validation set), to psds.json.
+
+    \b
+    Example:
+      greensed evaluate runs/quick-bs8-seed42-20240101-120000
+    """
     from greensed.runlog import RunDir
     from greensed.train.evaluate import evaluate as run_eval
 

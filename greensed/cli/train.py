@@ -10,7 +10,14 @@ from typing import Any
 import typer
 
 from greensed.cli.app import app
-from greensed.cli.options import stop_options
+from greensed.cli.options import (
+    DATA_HELP,
+    DEVICE_HELP,
+    EPOCHS_HELP,
+    METER_HELP,
+    METRIC_HELP,
+    stop_options,
+)
 from greensed.errors import GreensedError
 from greensed.recipes import RECIPES_DIR, recipe_path
 from greensed.stopping.params import DEFAULT_METRIC
@@ -20,12 +27,17 @@ from greensed.stopping.params import DEFAULT_METRIC
 
 @app.command()
 def synth(
-    out_dir: Path = typer.Argument(..., help="Folder to create (must not exist or be empty)."),
-    preset: str = typer.Option("quick", help="quick | small | paper-like (docs/data.md)."),
-    seed: int = typer.Option(0, help="Same seed and preset: byte-identical output."),
-    workers: int = typer.Option(1, min=1, help="Processes; the output does not depend on it."),
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Folder to create (must not exist or be empty)."),
+    preset: str = typer.Option("quick", metavar="NAME", help="quick | small | paper-like (docs/data.md)."),
+    seed: int = typer.Option(0, metavar="N", help="Same seed and preset: byte-identical output."),
+    workers: int = typer.Option(1, min=1, metavar="N", help="Processes; the output does not depend on it."),
 ) -> None:
-    """Generate a synthetic DESED-like dataset (audio/ + metadata/ layout)."""
+    """Generate a synthetic DESED-like dataset (audio/ + metadata/ layout).
+
+    \b
+    Example:
+      greensed synth data/small --preset small && greensed train --data data/small
+    """
     import time as _time
 
     from greensed.data.synth import SUBSETS, generate, get_preset
@@ -57,7 +69,9 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
                  seed: int | None, device: str | None, meter: str | None,
                  skip_bad_audio: bool | None, max_steps_per_epoch: int | None,
                  cache_dir: Path | None, precision: str | None, compile_: bool | None,
-                 protocol: str | None = None) -> dict[str, dict[str, Any]]:
+                 protocol: str | None = None, tensorboard: bool | None = None,
+                 carbon_intensity: float | None = None, country_iso_code: str | None = None,
+                 region: str | None = None) -> dict[str, dict[str, Any]]:
     """The training flags that were given, as config sections (paths made absolute,
     so a run directory names its data wherever it is read from)."""
     pairs = {
@@ -67,8 +81,9 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
         "train": {"protocol": protocol, "epochs": epochs, "batch_size": batch_size, "seed": seed,
                   "device": device,
                   "max_steps_per_epoch": max_steps_per_epoch, "precision": precision,
-                  "compile": compile_},
-        "meter": {"spec": meter},
+                  "compile": compile_, "tensorboard": tensorboard},
+        "meter": {"spec": meter, "carbon_intensity": carbon_intensity,
+                  "country_iso_code": country_iso_code, "region": region},
     }
     return {section: {k: v for k, v in values.items() if v is not None}
             for section, values in pairs.items()}
@@ -77,37 +92,47 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
 @app.command()
 @stop_options
 def train(
-    data: Path | None = typer.Option(None, help="DESED root (DESED_task 2022 layout), greensed layout or dataset TOML; default: the embedded synthetic set"),
-    recipe: Path | None = typer.Option(None, help="Recipe TOML (default: the quick recipe)"),
-    out: Path | None = typer.Option(None, help="Run directory (default: runs/<recipe>-bs<B>-seed<S>-<time>)"),
-    resume: Path | None = typer.Option(None, help="Resume the run in this directory"),
-    force: bool = typer.Option(False, help="Resume even if the config differs"),
-    epochs: int | None = typer.Option(None, help="Epoch cap (the max-epochs policy)"),
-    batch_size: int | None = typer.Option(None, help="Total batch size, a multiple of 4"),
-    seed: int | None = typer.Option(None),
-    device: str | None = typer.Option(None, help="auto | cpu | cuda"),
-    precision: str | None = typer.Option(None, help="fp32 | bf16 (autocast of the forward passes; for GPUs)"),
+    data: Path | None = typer.Option(None, metavar="PATH", help=f"{DATA_HELP}; default: the embedded synthetic set"),
+    recipe: Path | None = typer.Option(None, metavar="TOML", help="Recipe TOML, a file or a shipped recipe's name such as paper/bs16.toml (default: the quick recipe)"),
+    out: Path | None = typer.Option(None, metavar="DIR", help="Run directory (default: runs/<recipe>-bs<B>-seed<S>-<time>)"),
+    resume: Path | None = typer.Option(None, metavar="DIR", help="Resume the run in this directory"),
+    force: bool = typer.Option(False, "--force", help="Resume even if the config differs"),
+    epochs: int | None = typer.Option(None, metavar="N", help=EPOCHS_HELP),
+    batch_size: int | None = typer.Option(None, metavar="B", help="Total batch size, a multiple of 4"),
+    seed: int | None = typer.Option(None, metavar="N", help="Seed of initialisation, dropout, mixup and batch order"),
+    device: str | None = typer.Option(None, metavar="DEVICE", help=DEVICE_HELP),
+    precision: str | None = typer.Option(None, metavar="fp32|bf16", help="fp32 | bf16 (autocast of the forward passes; for GPUs)"),
     compile_: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the training step's forward passes (pays off after a few epochs; docs/performance.md)"),
-    metric: str | None = typer.Option(None, help=f"metric the policies watch (default {DEFAULT_METRIC}, or the recipe's)"),
-    meter: str | None = typer.Option(None, help="auto | codecarbon | nvml | constant:WATTS | none"),
-    protocol: str | None = typer.Option(None, help="baseline (DESED_task 2022's weak split, validation, best-epoch rule and step schedule) | greensed (greensed's earlier protocol, for CPU-sized synthetic runs); default: the recipe's (docs/training.md)"),
+    metric: str | None = typer.Option(None, metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch (default {DEFAULT_METRIC}, or the recipe's)"),
+    meter: str | None = typer.Option(None, metavar="SPEC", help=METER_HELP),
+    protocol: str | None = typer.Option(None, metavar="baseline|greensed", help="baseline (DESED_task 2022's weak split, validation, best-epoch rule and step schedule) | greensed (greensed's earlier protocol, for CPU-sized synthetic runs); default: the recipe's (docs/training.md)"),
+    carbon_intensity: float | None = typer.Option(None, metavar="G_PER_KWH", min=0.0, help="Grid carbon intensity in g CO2eq/kWh for the CO2 figures (default: CodeCarbon's for --country-iso-code)"),
+    country_iso_code: str | None = typer.Option(None, metavar="ISO3", help="Country of the machine, ISO 3166 alpha-3 (e.g. FRA): CodeCarbon's offline grid intensity (default: its world average)"),
+    region: str | None = typer.Option(None, metavar="REGION", help="Region within the country where CodeCarbon has regional data (e.g. california, ontario)"),
+    tensorboard: bool | None = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalars to RUN_DIR/tensorboard/ (pip install 'greensed[tensorboard]')"),
     skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Train without the audio files a tsv lists but the disk lacks, and without unreadable ones (each subset's count and first names are printed at start-up; summary.json left_out_audio counts them per reason)"),
-    max_steps_per_epoch: int | None = typer.Option(None, help="Cap steps per epoch (smoke tests)"),
-    cache_dir: Path | None = typer.Option(None, help="Cache for synthetic data and features"),
-    nproc: int = typer.Option(1, "--nproc", help="Processes (GPUs) for one run; under torchrun leave it out (docs/multigpu.md)"),
+    max_steps_per_epoch: int | None = typer.Option(None, metavar="N", help="Cap steps per epoch (smoke tests)"),
+    cache_dir: Path | None = typer.Option(None, metavar="DIR", help="Cache for synthetic data and features"),
+    nproc: int = typer.Option(1, "--nproc", metavar="N", help="Processes (GPUs) for one run; under torchrun leave it out (docs/multigpu.md)"),
     stop_flags: dict[str, Any] | None = None,
 ) -> None:
-    """Train the DCASE CRNN mean teacher with live energy readings and early stopping."""
-    from rich.console import Console
+    """Train the DCASE CRNN mean teacher, measuring each epoch's energy, until a policy stops it.
 
+    In a terminal a progress bar runs inside each epoch and the lines fit its width;
+    piped to a file, every epoch is one whole line (docs/training.md).
+
+    \b
+    Examples:
+      greensed train
+      greensed train --data /data/DESED --recipe paper/bs16.toml --stop plateau --patience 10
+      greensed train --stop plateau,budget --budget-kwh 0.5 --country-iso-code FRA
+      greensed train --resume runs/quick-bs8-seed42-20240101-120000 --epochs 20
+    """
     from greensed import config as C
     from greensed.runlog import RunDir, RunStatus
     from greensed.stopping import stop_flags as apply_stop_flags
     from greensed.train.loop import train as run_training
 
-    # Lines as they are: no markup ("[train] protocol" is text), no wrapping (a log file
-    # keeps the one-line layout and epoch reports whole).
-    console = Console(highlight=False, markup=False, soft_wrap=True)
     if resume is not None:
         if out is not None and out.resolve() != resume.resolve():
             raise GreensedError(f"--resume {resume} --out {out}: a resumed run stays in its "
@@ -131,19 +156,35 @@ def train(
     cfg = C.override(cfg, _train_flags(
         data=data, epochs=epochs, batch_size=batch_size, seed=seed, device=device, meter=meter,
         skip_bad_audio=skip_bad_audio, max_steps_per_epoch=max_steps_per_epoch,
-        cache_dir=cache_dir, precision=precision, compile_=compile_, protocol=protocol),
+        cache_dir=cache_dir, precision=precision, compile_=compile_, protocol=protocol,
+        tensorboard=tensorboard,
+        carbon_intensity=carbon_intensity, country_iso_code=country_iso_code, region=region),
         "command line")
     cfg = dataclasses.replace(cfg, stop=apply_stop_flags(cfg.stop, metric=metric,
                                                          **(stop_flags or {})))
     if resume is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = out or Path("runs") / f"{name}-bs{cfg.train.batch_size}-seed{cfg.train.seed}-{stamp}"
-    result = run_training(cfg, run_dir, resume=resume is not None, force=force,
-                          report=lambda line: console.print(line), recipe_name=name, nproc=nproc)
+    with console_view() as view:
+        result = run_training(cfg, run_dir, resume=resume is not None, force=force,
+                              report=view, recipe_name=name, nproc=nproc)
     if result.summary.status is RunStatus.FAILED:
         raise typer.Exit(1)
     if result.summary.status is RunStatus.INTERRUPTED:
         raise typer.Exit(130)
+
+
+def console_view() -> Any:
+    """A LiveView (bars, lines fitted to the width) on a terminal, else whole lines."""
+    import sys
+
+    from greensed.train.console import LiveView, PlainView
+
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        return LiveView(Console(highlight=False))
+    return PlainView()
 
 
 # --- energy commands (meters) -------------------------------------------------
@@ -152,15 +193,19 @@ def train(
 @app.command()
 def meters(
     measure: float = typer.Option(
-        0.0, min=0.0, help="Also take one window of this many seconds with --meter and print it"
+        0.0, min=0.0, metavar="SECONDS", help="Also take one window of this many seconds with --meter and print it"
     ),
-    meter: str = typer.Option(
-        "auto", help="auto | codecarbon | nvml | constant:WATTS[+DEVICE_W] | none (for --measure)"
-    ),
-    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N (for --measure)"),
-    tracking_mode: str = typer.Option("machine", help="machine | process (CodeCarbon)"),
+    meter: str = typer.Option("auto", metavar="SPEC", help=f"{METER_HELP} (for --measure)"),
+    device: str = typer.Option("cpu", metavar="DEVICE", help=f"{DEVICE_HELP} (for --measure)"),
+    tracking_mode: str = typer.Option("machine", metavar="machine|process", help="CodeCarbon's tracking mode: machine | process"),
 ) -> None:
-    """What this machine can measure (hardware counters) and what is only modelled."""
+    """What this machine can measure (hardware counters) and what is only modelled.
+
+    \b
+    Examples:
+      greensed meters
+      greensed meters --measure 5 --meter nvml --device cuda
+    """
     import time as _time
 
     from greensed.energy import make_meter, probe, window_overhead_ms

@@ -99,6 +99,8 @@ def load_or_extract(cache_dir: Path, subset: str, root: Path, names: list[str],
 
     Every file is decoded once here, so bad audio surfaces before training:
     DataError naming it, or with ``skip_bad_audio`` a warning and the file left out.
+    A ``progress`` that also has a ``clips(subset, done, total)`` method is told after
+    each batch of clips extracted (the terminal's progress bar; docs/training.md).
     """
     key = cache_key(features, subset, fingerprint(root, paths))
     folder = Path(cache_dir) / "features" / key
@@ -112,7 +114,8 @@ def load_or_extract(cache_dir: Path, subset: str, root: Path, names: list[str],
     if progress is not None:
         progress(f"extracting features: {subset} ({len(paths)} clips, once)")
     try:
-        return _extract(folder, subset, key, names, paths, features, shape_tf, skip_bad_audio)
+        return _extract(folder, subset, key, names, paths, features, shape_tf, skip_bad_audio,
+                        getattr(progress, "clips", None))
     except OSError as exc:  # read-only, full, or not a folder: say so, do not crash
         raise DataError(f"{cache_dir}: cannot write the feature cache ({exc.strerror or exc}); "
                         "free space, fix its permissions or choose another --cache-dir"
@@ -120,8 +123,8 @@ def load_or_extract(cache_dir: Path, subset: str, root: Path, names: list[str],
 
 
 def _extract(folder: Path, subset: str, key: str, names: list[str], paths: list[Path],
-             features: FeatureConfig, shape_tf: tuple[int, int], skip_bad_audio: bool
-             ) -> CachedSubset:
+             features: FeatureConfig, shape_tf: tuple[int, int], skip_bad_audio: bool,
+             on_clips: Callable[[str, int, int], None] | None = None) -> CachedSubset:
     t0 = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     tag = f".tmp-{os.getpid()}-{time.monotonic_ns()}"
@@ -166,6 +169,8 @@ def _extract(folder: Path, subset: str, key: str, names: list[str], paths: list[
                     mels = compute_mels(torch.stack(waves), module).numpy()
                     row = len(kept) - len(waves)
                     out[row:row + len(waves)] = np.minimum(mels, FP16_MAX)
+                if on_clips is not None:
+                    on_clips(subset, min(start + BATCH, len(paths)), len(paths))
         out.flush()
         del out
         if skipped:  # rewrite without the unused tail rows

@@ -22,7 +22,8 @@ from greensed.train import ledger
 class RunRecorder:
     """Writes a greensed run directory for a training loop greensed does not run:
     ``config.toml`` (a minimal, valid greensed config), ``hardware.json``,
-    ``epochs.jsonl``, ``lost.jsonl`` and ``summary.json``, through greensed.runlog.
+    ``epochs.jsonl`` (and ``epochs.csv``), ``lost.jsonl`` and ``summary.json``, through
+    greensed.runlog.
 
     ::
 
@@ -151,6 +152,7 @@ class RunRecorder:
                               f"epoch {want} was due")
         self.run.append_epoch(record)
         self.history.append(record)
+        self.run.write_epochs_csv(self.history)
         return record
 
     def cut(self, epoch: int, reading: Reading, why: str) -> LostEntry:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greensed.runlog.flat import epochs_csv
 from greensed.runlog.records import (
     EpochRecord,
     Heartbeat,
@@ -141,6 +142,14 @@ class RunDir:
         return self.root / "lock"
 
     @property
+    def epochs_csv(self) -> Path:
+        return self.root / "epochs.csv"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
@@ -191,6 +200,12 @@ class RunDir:
 
     def append_epoch(self, record: EpochRecord) -> None:
         append_line(self.epochs, record.to_json())
+
+    def write_epochs_csv(self, records: Iterable[EpochRecord] | None = None) -> None:
+        """``epochs.csv``, rewritten whole from ``records`` (default: epochs.jsonl), so it
+        never disagrees with the log, also after a resume cut it (greensed.runlog.flat)."""
+        rows = self.read_epochs() if records is None else records
+        atomic_write_bytes(self.epochs_csv, epochs_csv(rows).encode())
 
     def keep_epochs(self, keep: int | None = None) -> int:
         """Rewrite epochs.jsonl with its first ``keep`` good lines (None: all of them),

@@ -160,6 +160,10 @@ class EpochRecord:
     # (greensed.stopping.predict_run); None in logs written before it existed.
     forecast: Mapping[str, Any] | None = None
     schema: int = SCHEMA_VERSION
+    # kg CO2eq of this epoch and from the start of the run: kWh x the run's carbon
+    # intensity (summary.json names it and its source); None without energy.
+    co2_kg: float | None = None
+    cumulative_co2_kg: float | None = None
 
     def metric(self, key: str) -> float | None:
         """A finite number by name: a key of ``metrics`` (``teacher_f1``), a numeric
@@ -190,7 +194,8 @@ class EpochRecord:
 
 
 _NUMERIC_FIELDS = frozenset({"epoch", "steps", "lr", "train_s", "val_s", "duration_s",
-                             "energy_kwh", "cumulative_kwh", "avg_power_w"})
+                             "energy_kwh", "cumulative_kwh", "avg_power_w", "co2_kg",
+                             "cumulative_co2_kg"})
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,11 @@ class Summary:
     steps_per_epoch: int | None = None
     error: str | None = None
     schema: int = SCHEMA_VERSION
+    # kg CO2eq of the whole run (total_kwh x the intensity), the intensity in g CO2eq/kWh
+    # and where it came from ("codecarbon: FRA grid mix 2023", "given: 300 g/kWh").
+    total_co2_kg: float | None = None
+    carbon_intensity_g_per_kwh: float | None = None
+    carbon_source: str = ""
 
     @property
     def finished(self) -> bool:

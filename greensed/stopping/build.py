@@ -63,6 +63,28 @@ def build_policy(cfg: StopConfig, max_epochs: int) -> Policy:
     return AnyOf(children) if cfg.combine == "any" else AllOf(children)
 
 
+def describe(cfg: StopConfig) -> str:
+    """A short label of the listed policies in the spec syntax, each with its key
+    parameter and any other that is not its default (``plateau:patience=2 +
+    budget:kwh=0.5``; ``&`` joins them for ``combine = "all"``)."""
+    parts = []
+    for name in cfg.policies:
+        params = getattr(cfg, name, None)
+        if params is None:
+            parts.append(name)
+            continue
+        fs = dataclasses.fields(params)
+        shown = [f"{f.name}={_g(getattr(params, f.name))}" for i, f in enumerate(fs)
+                 if i == 0 or getattr(params, f.name) != f.default]
+        parts.append(f"{name}:" + ",".join(shown))
+    joiner = " + " if cfg.combine == "any" else " & "
+    return joiner.join(parts) or "max-epochs"
+
+
+def _g(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 def _listed(cfg: StopConfig, max_epochs: int) -> list[Policy]:
     cfg = expand_default(cfg, "[stop] policies")
     names = dict.fromkeys(policy_name(n, "[stop] policies") for n in cfg.policies)

@@ -11,7 +11,6 @@ module only feeds them logged epochs.
 from __future__ import annotations
 
 import csv
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,23 +33,6 @@ def parse_policy_spec(spec: str, base: StopConfig | None = None) -> NamedPolicy:
     """``"plateau:patience=5,min_delta=0.005"`` -> that policy, labelled by its spec
     (the syntax: greensed.stopping.parse_spec)."""
     return NamedPolicy(spec, parse_spec(spec, base))
-
-
-def describe(cfg: StopConfig) -> str:
-    """A short label for a StopConfig built from flags (not from a spec): each policy
-    with its key parameter and any other that is not its default."""
-    parts = []
-    for name in cfg.policies:
-        params = getattr(cfg, name, None)
-        if params is None:
-            parts.append(name)
-            continue
-        fs = dataclasses.fields(params)
-        shown = [f"{f.name}={getattr(params, f.name):g}" for i, f in enumerate(fs)
-                 if i == 0 or getattr(params, f.name) != f.default]
-        parts.append(f"{name}:" + ",".join(shown))
-    joiner = " + " if cfg.combine == "any" else " & "
-    return joiner.join(parts) or "max-epochs"
 
 
 @dataclass

@@ -25,7 +25,7 @@ from greensed.study.runs import (
     sort_key,
 )
 from greensed.study.stats import Agg, fmt_agg, fmt_duration
-from greensed.study.tables import Table, decimals_for
+from greensed.study.tables import Num, Table, decimals_for
 
 TARGET_F1 = 0.40  # the paper's fixed F1 level (Table 2, "@F1 = 40%")
 NEAR_MAX = 0.95  # the paper's "95 % of max F1"
@@ -61,6 +61,10 @@ class RunStats:
     recipe: str = ""
     stop_policy: str = ""
     steps_per_epoch: int | None = None
+    # kg CO2eq of the run and the intensity's source, from its summary (docs/energy.md).
+    co2_kg: float | None = None
+    carbon_intensity_g_per_kwh: float | None = None
+    carbon_source: str = ""
     # (epoch, cumulative kWh, metric, epoch kWh) of every epoch, for the plots.
     points: list[tuple[int, float | None, float | None, float | None]] = field(
         default_factory=list)
@@ -109,6 +113,10 @@ def run_stats(sr: StudyRun, *, metric: str = DEFAULT_METRIC, target_f1: float = 
         recipe=run.summary.recipe if run.summary else "",
         stop_policy=run.summary.stop_policy if run.summary else "",
         steps_per_epoch=run.summary.steps_per_epoch if run.summary else None,
+        co2_kg=finite_float(run.summary.total_co2_kg) if run.summary else None,
+        carbon_intensity_g_per_kwh=finite_float(run.summary.carbon_intensity_g_per_kwh)
+        if run.summary else None,
+        carbon_source=run.summary.carbon_source if run.summary else "",
     )
     if total_kwh is not None and s.epochs:
         s.wh_per_epoch = total_kwh * 1000 / s.epochs
@@ -232,15 +240,31 @@ def table1(rep: Report) -> Table:
     t = Table(f"Table 1: performance, time and energy by {rep.by} "
               f"({std_title(rep)}; F1 = max {rep.metric}, %)",
               [rep.by.capitalize(), "Runs", "Max F1", "Time", "Total (kWh)",
-               "Epoch (Wh)", "Minute (Wh)"])
+               "Epoch (Wh)", "Minute (Wh)", "CO2 (kg)"])
     for key, runs in rep.groups.items():
         t.add([key, str(len(runs)),
                _f1(_col(rep, runs, lambda s: s.max_f1)),
                fmt_duration(_col(rep, runs, lambda s: s.total_s)),
                fmt_agg(_col(rep, runs, lambda s: s.total_kwh)),
                fmt_agg(_col(rep, runs, lambda s: s.wh_per_epoch), min_decimals=1),
-               fmt_agg(_col(rep, runs, lambda s: s.wh_per_min), min_decimals=1)])
+               fmt_agg(_col(rep, runs, lambda s: s.wh_per_min), min_decimals=1),
+               fmt_agg(_col(rep, runs, lambda s: s.co2_kg), missing="no CO2 figure")])
+    t.notes += co2_notes(rep)
     return t
+
+
+def co2_notes(rep: Report) -> list[str]:
+    """Where each run's CO2 figure comes from: kWh x the intensity its summary names."""
+    sources: dict[str, int] = {}
+    for runs in rep.groups.values():
+        for s in runs:
+            if s.co2_kg is not None:
+                what = f"{s.carbon_intensity_g_per_kwh or 0:.4g} g/kWh, {s.carbon_source}"
+                sources[what] = sources.get(what, 0) + 1
+    if not sources:
+        return []
+    return ["CO2 = total kWh x carbon intensity: " + "; ".join(
+        f"{what} ({n} run{'' if n == 1 else 's'})" for what, n in sources.items())]
 
 
 def table2(rep: Report, target_f1: float = TARGET_F1) -> Table:
@@ -262,10 +286,11 @@ def table2(rep: Report, target_f1: float = TARGET_F1) -> Table:
     return t
 
 
-def _ratio_of_means(near: Agg, at_max: Agg) -> str:
+def _ratio_of_means(near: Agg, at_max: Agg) -> Num:
     if near.mean is None or at_max.mean is None or near.mean == 0:
-        return "n/a"
-    return f"{(at_max.mean - near.mean) / near.mean:.0%}"
+        return Num("n/a", None)
+    ratio = (at_max.mean - near.mean) / near.mean
+    return Num(f"{ratio:.0%}", ratio * 100)
 
 
 def table_normalised(rep: Report, target_f1: float = TARGET_F1) -> Table | None:
@@ -310,7 +335,8 @@ def runs_table(rep: Report) -> Table:
                        "stop_policy", "steps_per_epoch", "epochs", "stop_epoch", "best_epoch",
                        "max_f1", "near_max_f1", "kwh_at_target", "kwh_at_near_max",
                        "kwh_at_max", "total_kwh", "energy_estimated", "total_s",
-                       "wh_per_epoch", "wh_per_min", "extra_cost"])
+                       "wh_per_epoch", "wh_per_min", "extra_cost", "co2_kg",
+                       "carbon_intensity_g_per_kwh", "carbon_source"])
     for key, runs in rep.groups.items():
         for s in runs:
             t.add([key, str(s.run_dir), s.hardware] + [
@@ -318,7 +344,8 @@ def runs_table(rep: Report) -> Table:
                     s.seed, s.recipe, s.state, s.stop_policy, s.steps_per_epoch, s.epochs,
                     s.stop_epoch, s.best_epoch, s.max_f1, s.near_max_f1, s.kwh_at_target,
                     s.kwh_at_near_max, s.kwh_at_max, s.total_kwh, int(s.energy_estimated),
-                    s.total_s, s.wh_per_epoch, s.wh_per_min, s.extra_cost)])
+                    s.total_s, s.wh_per_epoch, s.wh_per_min, s.extra_cost, s.co2_kg,
+                    s.carbon_intensity_g_per_kwh, s.carbon_source or None)])
     t.notes += rep.notes
     return t
 

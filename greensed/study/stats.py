@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from greensed.study.tables import decimals_for
+from greensed.study.tables import Num, decimals_for
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
@@ -55,29 +55,32 @@ class Agg:
 
 
 def fmt_agg(a: Agg, scale: float = 1.0, min_decimals: int = 2, suffix: str = "",
-            missing: str = "no data", decimals: int | None = None) -> str:
+            missing: str = "no data", decimals: int | None = None) -> Num:
+    """``mean ± std`` at the decimals that keep two significant digits; the cell keeps
+    the scaled numbers for CSV."""
     total = a.n + a.missing
     if a.mean is None:
-        return f"n/a ({missing})" if total == 1 else f"n/a ({total} of {total} {missing})"
+        return Num(f"n/a ({missing})" if total == 1 else f"n/a ({total} of {total} {missing})",
+                   None)
     d = decimals if decimals is not None else decimals_for(a.mean * scale, min_decimals)
     text = f"{a.mean * scale:.{d}f}{suffix}"
     if a.std is not None:
         text += f" ± {a.std * scale:.{d}f}{suffix}"
     if a.missing:
         text += f" ({a.missing} of {total} {missing})"
-    return text
+    return Num(text, a.mean * scale, None if a.std is None else a.std * scale)
 
 
-def fmt_duration(a: Agg) -> str:
-    """hh:mm as in the paper; hh:mm:ss when the mean is under an hour."""
+def fmt_duration(a: Agg) -> Num:
+    """hh:mm as in the paper; hh:mm:ss when the mean is under an hour (seconds in CSV)."""
     if a.mean is None:
-        return "n/a"
+        return Num("n/a", None, unit="s")
     secs = a.mean < 3600
     text = _hms(a.mean, secs)
     if a.std is not None:
         std = _hms(a.std, secs)
         text += " ± " + (std[1:] if std.startswith("0") else std)  # paper: "08:28 ± 0:45"
-    return text
+    return Num(text, a.mean, a.std, unit="s")
 
 
 def _hms(seconds: float, with_seconds: bool) -> str:

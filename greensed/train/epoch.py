@@ -19,6 +19,7 @@ import torch
 from greensed.energy.base import MeterWindow
 from greensed.runlog import LOSS_KEYS, EpochRecord
 from greensed.train.batches import epoch_batches
+from greensed.train.console import epoch_bar
 from greensed.train.group import NONFINITE_CHECK_STEPS
 from greensed.train.outcome import Cut, Diverged, EpochOutcome, Finished
 from greensed.train.session import Session
@@ -32,7 +33,8 @@ def run_epoch(s: Session, epoch: int) -> EpochOutcome:
     st.train_mode()
     sums = torch.zeros(len(LOSS_KEYS), device=s.device)
     n = 0
-    with measured(s, epoch) as (window, beat):
+    with measured(s, epoch) as (window, beat), \
+            epoch_bar(s.report, epoch, s.n_steps, tc.batch_size, s.history) as bar:
         t0 = time.monotonic()
         # Several ranks read only agreed flags: a signal on any rank cuts all at one step.
         cut, bad = None, False
@@ -43,6 +45,7 @@ def run_epoch(s: Session, epoch: int) -> EpochOutcome:
                               rampup_steps=s.rampup_steps, tc=tc, rng=st.rng)
             st.step += 1
             n += 1
+            bar.tick()  # a counter and a clock read; the display refreshes on its own
             sums += torch.stack([losses[k].detach() for k in LOSS_KEYS])
             check = n % NONFINITE_CHECK_STEPS == 0  # a host sync: only now and then
             cut, bad = g.agree_stop(s.stop.signum, check and not torch.isfinite(sums).all())

@@ -61,7 +61,7 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
     shares = batch_composition(cfg.train.batch_size)
     G.check_batch(cfg.train.batch_size, env.world_size if env is not None else nproc)
     G.check_meter_mode(cfg.meter.tracking_mode, env.world_size if env is not None else nproc)
-    preflight.check_metric(cfg.stop.metric, cfg.train.protocol)
+    preflight.check_run_config(cfg)
     policy = build_policy(cfg.stop, max_epochs=cfg.train.epochs)
     device = G.resolve_device(cfg.train.device)
     args = (cfg, run_dir, resume, force, meter, recipe_name)

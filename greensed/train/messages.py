@@ -1,11 +1,90 @@
-"""What `greensed train` prints, formatted from the run's records alone."""
+"""What `greensed train` prints, formatted from the run's records alone.
+
+Every message is a :class:`Line`: a ``str`` whose text is the whole message, one
+line per row with its segments joined by `` | `` (what a plain reporter such as
+``print`` or a log file gets: an epoch is one line, never wrapped), and which can
+lay itself out in a terminal of a given width (:meth:`Line.fit`): whole when it
+fits, else a compact form of its segments packed into lines of that width.
+"""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from greensed import config as C
+from greensed.energy.carbon import CarbonIntensity
 from greensed.runlog import EpochRecord, Summary
+from greensed.stopping import describe
+
+INDENT = "  "  # continuation lines of a message laid out in a narrow terminal
+
+
+class Line(str):
+    """A message: the whole text (``str(line)``), and ``fit(width)`` for a terminal."""
+
+    rows: tuple[tuple[str, ...], ...]
+    compact: tuple[tuple[str, ...], ...]
+
+    def __new__(cls, *rows: Sequence[str], compact: Sequence[Sequence[str]] | None = None
+                ) -> Line:
+        full = tuple(tuple(r) for r in rows)
+        obj = super().__new__(cls, "\n".join(" | ".join(r) for r in full))
+        obj.rows = full
+        obj.compact = tuple(tuple(r) for r in compact) if compact is not None else full
+        return obj
+
+    def fit(self, width: int) -> list[str]:
+        """The lines to print in ``width`` columns, none wider."""
+        out: list[str] = []
+        for full, short in zip(self.rows, self.compact, strict=True):
+            whole = " | ".join(full)
+            out += [whole] if len(whole) <= width else pack(short, width)
+        return out
+
+
+def pack(segments: Sequence[str], width: int) -> list[str]:
+    """``segments`` joined by `` | `` into lines of at most ``width`` columns; lines after
+    the first are indented, and a segment longer than a line is wrapped at spaces (or
+    cut, where it has none)."""
+    width = max(width, len(INDENT) + 8)
+    out: list[str] = []
+    cur = ""
+    for seg in segments:
+        if cur:
+            if len(cur) + 3 + len(seg) <= width:
+                cur = f"{cur} | {seg}"
+                continue
+            out.append(cur)
+        lead = INDENT if out else ""
+        if len(lead) + len(seg) <= width:
+            cur = lead + seg
+            continue
+        first = _wrap(seg, width - len(lead))[0]
+        rest = seg[len(first):].lstrip() if seg.startswith(first) else seg  # (no tabs here)
+        pieces = [lead + first] + [INDENT + p for p in _wrap(rest, width - len(INDENT))]
+        out += pieces[:-1]
+        cur = pieces[-1]
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
+
+
+def fit(message: str, width: int) -> list[str]:
+    """Any message (a :class:`Line` or a plain string) as lines of at most ``width``."""
+    if isinstance(message, Line):
+        return message.fit(width)
+    out: list[str] = []
+    for row in message.split("\n"):
+        out += [row] if len(row) <= width else pack([row], width)
+    return out
 
 
 @dataclass(frozen=True)
@@ -23,52 +102,110 @@ class RunShape:
     world_size: int = 1
     protocol: str = "baseline"
     n_heldout: int | None = None  # held-out weak clips validated each epoch (baseline)
+    stop: str = ""  # the listed policies with their key parameters (stopping.describe)
+    max_epochs: int | None = None
+    metric: str = ""
+    mode: str = "max"
+    budget_kwh: float | None = None  # when the budget policy is listed
+    carbon: str = ""  # the CO2 intensity and its source
 
 
-def banner(shape: RunShape, *, resume_at: int | None) -> str:
+def stop_facts(cfg: C.RunConfig, carbon: CarbonIntensity | None = None) -> dict[str, Any]:
+    """RunShape's stopping and CO2 fields from a run's config and CO2 intensity."""
+    sc = cfg.stop
+    return {"stop": describe(sc), "max_epochs": cfg.train.epochs, "metric": sc.metric,
+            "mode": sc.mode, "budget_kwh": sc.budget.kwh if "budget" in sc.policies else None,
+            "carbon": (f"{carbon.g_per_kwh:.4g} g/kWh ({carbon.source})"
+                       if carbon is not None else "")}
+
+
+def banner(shape: RunShape, *, resume_at: int | None) -> Line:
     s = shape
-    ranks = (f" | {s.world_size} ranks, {s.batch_size // s.world_size} clips each per step"
-             if s.world_size > 1 else "")
     verb = f"resuming at epoch {resume_at}" if resume_at is not None else "training"
     held = f" + {s.n_heldout} held-out weak" if s.n_heldout is not None else ""
-    return (f"greensed: {verb} -> {s.run_dir} | protocol {s.protocol} | device {s.device} | "
-            f"meter {s.meter} | batch {s.batch_size} {s.shares} | clips "
-            f"strong/weak/unlabelled/val {s.sizes[0]}/{s.sizes[1]}/{s.sizes[2]}/"
-            f"{s.n_validation}{held} | {s.steps_per_epoch} steps/epoch" + ranks)
+    clips = f"{s.sizes[0]}/{s.sizes[1]}/{s.sizes[2]}/{s.n_validation}{held}"
+    ranks = ([f"{s.world_size} ranks, {s.batch_size // s.world_size} clips each per step"]
+             if s.world_size > 1 else [])
+    head = [f"greensed: {verb} -> {s.run_dir}", f"protocol {s.protocol}",
+            f"device {s.device}", f"meter {s.meter}",
+            f"batch {s.batch_size} {s.shares}", f"clips strong/weak/unlabelled/val {clips}",
+            f"{s.steps_per_epoch} steps/epoch", *ranks]
+    short = [f"greensed: {verb} -> {s.run_dir}", f"protocol {s.protocol}",
+             f"{s.device}, meter {s.meter}",
+             f"batch {s.batch_size} {s.shares}", f"clips s/w/u/val {clips}",
+             f"{s.steps_per_epoch} steps/epoch", *ranks]
+    if not s.stop and s.max_epochs is None:
+        return Line(head, compact=[short])
+    watch = f"on {s.metric} ({s.mode})" if s.metric else ""
+    stop = [f"stop {s.stop or 'max-epochs'}",
+            f"cap {s.max_epochs} epochs" if s.max_epochs else "", watch,
+            f"CO2 at {s.carbon}" if s.carbon else ""]
+    stop = [p for p in stop if p]
+    return Line(head, stop, compact=[short, stop])
 
 
-def epoch_line(r: EpochRecord, shape: RunShape) -> str:
+def epoch_line(r: EpochRecord, shape: RunShape) -> Line:
     clips_s = shape.steps_per_epoch * shape.batch_size / max(r.train_s or 0.0, 1e-9)
+    m = r.metric
     if r.energy_kwh is not None:
         cum = f"{r.cumulative_kwh * 1000:.2f} Wh" if r.cumulative_kwh is not None else "n/a"
         energy = f"{r.energy_kwh * 1000:.3f} Wh (cum {cum}, {r.avg_power_w or 0:.0f} W)"
+        short_energy = f"{r.energy_kwh * 1000:.3f} Wh, cum {cum}, {r.avg_power_w or 0:.0f} W"
     else:
-        energy = f"energy {r.energy_status}"
-    m = r.metric
-    objective = f" | objective {_f(m('objective'), 3)}" if m("objective") is not None else ""
-    return (f"epoch {r.epoch:3d} | loss {_f(r.loss.total)} | F1 student "
-            f"{_f(m('student_f1'), 3)} teacher {_f(m('teacher_f1'), 3)} | weak F1 "
-            f"{_f(m('teacher_weak_f1'), 3)}{objective} | {r.train_s or 0:.1f}+"
-            f"{r.val_s or 0:.1f} s ({clips_s:.1f} clips/s) | {energy}" + forecast_part(r))
+        energy = short_energy = f"energy {r.energy_status}"
+    times = f"{r.train_s or 0:.1f}+{r.val_s or 0:.1f} s"
+    # The baseline protocol's checkpoint objective (docs/training.md).
+    objective = [f"objective {_f(m('objective'), 3)}"] if m("objective") is not None else []
+    ahead = [p for p in (_to_cap(r), _to_budget(r, shape.budget_kwh)) if p]
+    full = [f"epoch {r.epoch:3d}", f"loss {_f(r.loss.total)}",
+            f"F1 student {_f(m('student_f1'), 3)} teacher {_f(m('teacher_f1'), 3)}",
+            f"weak F1 {_f(m('teacher_weak_f1'), 3)}", *objective,
+            f"{times} ({clips_s:.1f} clips/s)", energy, *ahead]
+    short = [f"epoch {r.epoch}", f"loss {_f(r.loss.total)}",
+             f"F1 s/t {_f(m('student_f1'), 3)}/{_f(m('teacher_f1'), 3)}, weak "
+             f"{_f(m('teacher_weak_f1'), 3)}", *objective, f"{times}, {clips_s:.1f} clips/s",
+             short_energy,
+             *(_to_cap(r, short=True), _to_budget(r, shape.budget_kwh, short=True))]
+    return Line(full, compact=[[p for p in short if p]])
 
 
-def forecast_part(r: EpochRecord) -> str:
-    """`` | to epoch 100: 0.0061 kWh, 20 min, student_f1 0.701 ± 0.012`` from the record's
+def _to_cap(r: EpochRecord, *, short: bool = False) -> str:
+    """``to epoch 100: 38 Wh, 71 min, student_f1 0.701 ± 0.012`` from the record's
     forecast (Carbontracker-style), or nothing at the cap or without one."""
     f = r.forecast or {}
     if not f.get("epochs_left"):
         return ""
-    kwh, secs = f.get("remaining_kwh"), f.get("remaining_s")
-    parts = [f"{kwh * 1000:.3g} Wh" if isinstance(kwh, (int, float)) else "energy n/a"]
-    if isinstance(secs, (int, float)):
-        parts.append(f"{secs / 60:.0f} min" if secs >= 60 else f"{secs:.0f} s")
-    at_cap, std = f.get("metric_at_cap"), f.get("metric_std")
-    if isinstance(at_cap, (int, float)) and isinstance(std, (int, float)):
-        parts.append(f"{f.get('metric')} {at_cap:.3f} ± {std:.3f}")
-    return f" | to epoch {f.get('max_epochs')}: " + ", ".join(parts)
+    kwh, secs = _num(f.get("remaining_kwh")), _num(f.get("remaining_s"))
+    parts = [_wh(kwh) if kwh is not None else "energy n/a"]
+    if secs is not None:
+        parts.append(_duration(secs))
+    at_cap, std = _num(f.get("metric_at_cap")), _num(f.get("metric_std"))
+    if at_cap is not None and std is not None:
+        parts.append(f"{f.get('metric')} {at_cap:.3f}{'±' if short else ' ± '}{std:.3f}")
+    return f"{'cap' if short else 'to epoch'} {f.get('max_epochs')}: " + ", ".join(parts)
 
 
-def closing(s: Summary, run_dir: Path) -> str:
+def _to_budget(r: EpochRecord, budget_kwh: float | None, *, short: bool = False) -> str:
+    """The energy left in the budget, how many more epochs it allows at the recent energy
+    per epoch, and their time: ``to budget 0.5 kWh: 9.8 Wh left, 25 epochs, 19 min``
+    (nothing without a budget, or at the cap)."""
+    f = r.forecast or {}
+    per_kwh, per_s = _num(f.get("energy_per_epoch_kwh")), _num(f.get("duration_per_epoch_s"))
+    spent, left = _num(r.cumulative_kwh), f.get("epochs_left")
+    if budget_kwh is None or spent is None or not per_kwh or not left:
+        return ""
+    head = f"{'budget' if short else 'to budget'} {budget_kwh:g} kWh"
+    if spent >= budget_kwh:
+        return f"{head}: spent"
+    n = int((budget_kwh - spent) // per_kwh)
+    rest = f"{_wh(budget_kwh - spent)} left"
+    if isinstance(left, int) and n >= left:
+        return f"{head}: {rest}, lasts past epoch {f.get('max_epochs')}"
+    time = f", {_duration(n * per_s)}" if per_s is not None else ""
+    return f"{head}: {rest}, {n} epoch{'' if n == 1 else 's'}{time}"
+
+
+def closing(s: Summary, run_dir: Path) -> Line:
     kwh = s.total_kwh
     energy = f"{kwh * 1000:.2f} Wh ({kwh:.5f} kWh)" if kwh is not None else "unavailable"
     at = (f"{s.best_cumulative_kwh * 1000:.2f} Wh" if s.best_cumulative_kwh is not None
@@ -77,8 +214,29 @@ def closing(s: Summary, run_dir: Path) -> str:
     best = (f"best {s.best_metric} {_f(s.best_value, 3)} at epoch {s.best_epoch} "
             f"({at}{record})"
             if s.best_epoch else "no finished epoch")
-    return (f"stopped after {s.epochs} epochs: {s.stop_reason}\n"
-            f"energy {energy} in {s.total_s or 0:.0f} s | {best} | run log {run_dir}")
+    co2 = ([f"{co2_text(s.total_co2_kg)} CO2eq at {s.carbon_intensity_g_per_kwh:.4g} g/kWh "
+            f"({s.carbon_source})"]
+           if s.total_co2_kg is not None and s.carbon_intensity_g_per_kwh is not None else [])
+    return Line([f"stopped after {s.epochs} epochs: {s.stop_reason}"],
+                [f"energy {energy} in {s.total_s or 0:.0f} s", *co2, best, f"run log {run_dir}"])
+
+
+def co2_text(kg: float) -> str:
+    """kg CO2eq for people: ``1.23 kg``, ``5.6 g`` (three significant digits)."""
+    return f"{kg:.3g} kg" if abs(kg) >= 1 else f"{kg * 1000:.3g} g"
+
+
+def _wh(kwh: float) -> str:
+    return f"{kwh * 1000:.3g} Wh"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 def _f(value: float | None, digits: int = 4) -> str:

@@ -16,6 +16,7 @@ import torch
 from greensed import config as C
 from greensed.energy import Meter, make_meter
 from greensed.energy.base import UNAVAILABLE
+from greensed.energy.carbon import CarbonIntensity, carbon_intensity
 from greensed.energy.ranks import ReducedMeter, rank_meter
 from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import LOSS_KEYS, RunDir
@@ -28,8 +29,12 @@ class RunLock:
     """An exclusive flock on RUN_DIR/lock: a second trainer is refused, and a
     killed process releases it automatically (the kernel drops the lock)."""
 
-    def __init__(self, run: RunDir) -> None:
-        self.path = run.lock
+    def __init__(self, run: RunDir, *, fresh: bool = False, created: bool = False) -> None:
+        """``fresh``: the start of a new run, whose failure before its first record
+        removes what it wrote (the lock, config.toml, hardware.json) and, when this start
+        ``created`` the directory, the directory once empty: a failed start leaves
+        nothing behind."""
+        self.path, self.run, self.fresh, self.created = run.lock, run, fresh, created
         self._fh: Any = None
 
     def __enter__(self) -> RunLock:
@@ -50,10 +55,28 @@ class RunLock:
         self._fh.flush()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
+    def __exit__(self, exc_type: object = None, *exc: object) -> None:
+        if self._fh is None:
+            return
+        try:
+            if exc_type is not None and self.fresh:
+                self._undo()  # still locked: no other trainer is starting here meanwhile
+        finally:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
+            self._fh = None
+
+    def _undo(self) -> None:
+        run = self.run
+        if any(p.exists() for p in (run.epochs, run.summary, run.lost, run.last)):
+            return  # the run has a log: keep everything
+        for p in (run.config, run.hardware, run.heartbeat, run.epochs_csv, run.lock):
+            p.unlink(missing_ok=True)
+        for folder in (run.checkpoints, *((run.root,) if self.created else ())):
+            try:
+                folder.rmdir()  # only when empty: never what someone else put there
+            except OSError:
+                pass
 
 
 def check_run_dir(run: RunDir, resume: bool) -> None:
@@ -67,8 +90,10 @@ def check_run_dir(run: RunDir, resume: bool) -> None:
                             "--resume or another --out")
 
 
-def check_writable(run: RunDir) -> None:
-    """Fail before training if the run directory cannot be written."""
+def check_writable(run: RunDir) -> bool:
+    """Fail before training if the run directory cannot be written; True when this
+    call created it."""
+    created = not run.root.exists()
     try:
         run.root.mkdir(parents=True, exist_ok=True)
         probe = run.root / f".write-test-{os.getpid()}"
@@ -77,6 +102,12 @@ def check_writable(run: RunDir) -> None:
     except OSError as exc:
         raise GreensedError(f"{run.root}: run directory is not writable ({exc.strerror})"
                             ) from None
+    return created
+
+
+# Keys a resume may change: they do not change what the run trains.
+RESUMABLE = ("train.epochs:", "train.tensorboard:", "meter.carbon_intensity:",
+             "meter.country_iso_code:", "meter.region:")
 
 
 def check_resume_config(run: RunDir, cfg: C.RunConfig, *, force: bool) -> None:
@@ -87,14 +118,38 @@ def check_resume_config(run: RunDir, cfg: C.RunConfig, *, force: bool) -> None:
     # A run of an earlier greensed may hold a relative data path: from this folder, as
     # it was read.
     saved = C.with_absolute_paths(C.from_toml_text(text, str(run.config)))
-    # Epochs may be raised on resume (continue a finished run); other keys may not.
+    # Epochs may be raised on resume (continue a finished run), and what only reports
+    # may change (CO2 intensity, TensorBoard); other keys may not.
     changed = [d for d in C.diff(saved, C.with_absolute_paths(cfg))
-               if not d.startswith("train.epochs:")]
+               if not d.startswith(RESUMABLE)]
     if changed and not force:
         raise ConfigError(
             f"{run.root}: resume config differs from the run's config.toml: "
             + "; ".join(changed) + " (pass --force to resume anyway)"
         )
+
+
+def check_run_config(cfg: C.RunConfig) -> None:
+    """What a config needs besides its keys' own checks, before anything starts."""
+    check_metric(cfg.stop.metric, cfg.train.protocol)
+    carbon(cfg)  # an unknown country fails here, not after the first epoch
+    if cfg.train.tensorboard:
+        check_tensorboard()
+
+
+def carbon(cfg: C.RunConfig) -> CarbonIntensity:
+    """The run's CO2 intensity, from its [meter] keys (resolved once per process)."""
+    m = cfg.meter
+    return carbon_intensity(m.carbon_intensity, m.country_iso_code, m.region)
+
+
+def check_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+    except ImportError:
+        raise ConfigError("[train] tensorboard = true (--tensorboard): the tensorboard "
+                          "package is not installed (pip install 'greensed[tensorboard]')"
+                          ) from None
 
 
 def check_metric(name: str, protocol: str = "baseline") -> None:

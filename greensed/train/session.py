@@ -33,7 +33,7 @@ from greensed.train.batches import DeviceData, steps_per_epoch
 from greensed.train.checkpoint import load_last
 from greensed.train.group import Group
 from greensed.train.ledger import cumulative_kwh
-from greensed.train.messages import RunShape
+from greensed.train.messages import RunShape, stop_facts
 from greensed.train.outcome import RunEnd
 from greensed.train.signals import StopSignal
 from greensed.train.state import TrainState, model_time_pooling
@@ -82,7 +82,8 @@ class Session:
                         self.cfg.train.batch_size, self.shares, self.data.sizes(),
                         self.clips["validation"], self.n_steps, self.group.world_size,
                         protocol=self.cfg.train.protocol,
-                        n_heldout=self.clips.get("weak_validation"))
+                        n_heldout=self.clips.get("weak_validation"),
+                        **stop_facts(self.cfg, preflight.carbon(self.cfg)))
 
     @property
     def best_metric(self) -> str:
@@ -118,7 +119,10 @@ class Session:
             time_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         forecast = predict_run([*self.history, record], metric=self.cfg.stop.metric,
                                max_epochs=tc.epochs)
-        return dataclasses.replace(record, forecast=forecast.as_dict())
+        co2 = preflight.carbon(self.cfg)
+        return dataclasses.replace(record, forecast=forecast.as_dict(),
+                                   co2_kg=co2.kg(record.energy_kwh),
+                                   cumulative_co2_kg=co2.kg(record.cumulative_kwh))
 
     def summary(self, end: RunEnd) -> Summary:
         """The run's summary; on ranks other than 0 only what they know themselves
@@ -134,6 +138,7 @@ class Session:
         for r in h:
             methods.update(r.energy_methods)
         budget = sc.budget.kwh if "budget" in sc.policies else None
+        co2 = preflight.carbon(self.cfg)
         return Summary(
             status=end.status, stop_reason=end.reason, stop_policy=end.policy,
             epochs=len(h), stop_epoch=len(h), best_epoch=best.epoch if best else None,
@@ -147,7 +152,9 @@ class Session:
             recipe=self.recipe_name, skipped_audio=self.left_out.get("unreadable", 0),
             left_out_audio=self.left_out, protocol=self.cfg.train.protocol,
             model_of_record=P.model_of_record(self.cfg, metric), clips=self.clips,
-            steps=self.state.step, steps_per_epoch=self.n_steps, error=end.error)
+            steps=self.state.step, steps_per_epoch=self.n_steps, error=end.error,
+            total_co2_kg=co2.kg(t.total_kwh), carbon_intensity_g_per_kwh=co2.g_per_kwh,
+            carbon_source=co2.source)
 
 
 @contextmanager
@@ -162,9 +169,10 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
     # with --meter none, fails without leaving a directory behind.
     m = group.each(lambda: preflight.build_meter(cfg, device, group, meter))
     group.each(lambda: preflight.check_energy(policy, m, cfg))
-    group.on_main(lambda: preflight.check_writable(run))
-    with ExitStack() as held:
-        group.on_main(lambda: held.enter_context(preflight.RunLock(run)))
+    created = bool(group.on_main(lambda: preflight.check_writable(run)))
+    with ExitStack() as held:  # a failed fresh start removes what it created (RunLock)
+        group.on_main(lambda: held.enter_context(preflight.RunLock(run, fresh=not resume,
+                                                                   created=created)))
         group.on_main(run.remove_stale_temps)  # a kill -9 mid-write leaves its temp file
         if resume:
             group.on_main(lambda: preflight.check_resume_config(run, cfg, force=force))
@@ -182,7 +190,8 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
                 "rank": group.rank, "hostname": socket.gethostname(), "device": str(device),
                 "gpu_name": torch.cuda.get_device_name(device) if device.type == "cuda"
                 else None})
-        writer: Writer = RunWriter(run) if group.is_main else NullWriter()
+        writer: Writer = (RunWriter(run, tensorboard=cfg.train.tensorboard) if group.is_main
+                          else NullWriter())
         group.on_main(lambda: writer.start(C.to_toml(cfg), hardware))  # type: ignore[union-attr]
         state = TrainState.create(cfg, device, group)
         data = DeviceData.from_dataset(ds, device, weak.train)

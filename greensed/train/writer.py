@@ -80,11 +80,14 @@ class Beat:
 
 
 class RunWriter:
-    """Rank 0's writes: run log, ledger, heartbeat, checkpoints."""
+    """Rank 0's writes: run log (and its views: epochs.csv, TensorBoard scalars when
+    ``tensorboard``), ledger, heartbeat, checkpoints."""
 
-    def __init__(self, run: RunDir, *, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(self, run: RunDir, *, heartbeat_s: float = HEARTBEAT_S,
+                 tensorboard: bool = False) -> None:
         self.run, self.heartbeat_s = run, heartbeat_s
         self.lost: list[LostEntry] = run.read_lost()
+        self.scalars = Scalars(run) if tensorboard else None
 
     def start(self, config_toml: str, hardware: dict[str, Any]) -> None:
         self.run.root.mkdir(parents=True, exist_ok=True)
@@ -112,6 +115,7 @@ class RunWriter:
             self.lost.append(entry)
         if plan.truncate_to is not None:
             self.run.keep_epochs(plan.truncate_to)
+            self.run.write_epochs_csv()
         return plan.history
 
     def heartbeat(self, epoch: int) -> Beat:
@@ -138,12 +142,81 @@ class RunWriter:
         beat.accounted = True  # from here a crash redoes the epoch from the log's record
         checkpoint.save_epoch(self.run, state, record, is_best=is_best, metric=metric,
                               config_toml=config_toml, rank_rngs=rank_rngs)
+        self.views(record)
+
+    def views(self, record: EpochRecord) -> None:
+        """What is derived from the log: epochs.csv, rewritten from epochs.jsonl (always:
+        a few kB, and it can never disagree with the log), and the TensorBoard scalars."""
+        self.run.write_epochs_csv()
+        if self.scalars is not None:
+            self.scalars.add(record)
 
     def totals(self, history: list[EpochRecord]) -> ledger.Totals:
         return ledger.totals(history, self.run.read_lost())
 
     def write_summary(self, summary: Summary) -> None:
         self.run.write_summary(summary)
+        if self.scalars is not None:
+            self.scalars.close()
+
+
+# TensorBoard tags of the record's scalars, DESED_task 2022's names where it has one
+# (its sed_trainer.py logs per step; these are per epoch, the step being the epoch).
+TB_TAGS = {
+    "loss.strong": "train/student/loss_strong",
+    "loss.weak": "train/student/loss_weak",
+    "loss.consistency_strong": "train/student/strong_self_sup_loss",
+    "loss.consistency_weak": "train/student/weak_self_sup_loss",
+    "loss.total": "train/student/tot_loss",
+    "loss.consistency_weight": "train/weight",
+    "lr": "train/lr",
+    "steps": "train/step",
+    "student_f1": "val/synth/student/intersection_f1_macro",
+    "teacher_f1": "val/synth/teacher/intersection_f1_macro",
+    "student_weak_f1": "val/weak/student/macro_F1",
+    "teacher_weak_f1": "val/weak/teacher/macro_F1",
+    "student_loss_strong": "val/synth/student/loss_strong",
+    "teacher_loss_strong": "val/synth/teacher/loss_strong",
+    "energy_kwh": "energy/epoch_kwh",
+    "cumulative_kwh": "energy/cumulative_kwh",
+    "avg_power_w": "energy/avg_power_w",
+    "co2_kg": "co2/epoch_kg",
+    "cumulative_co2_kg": "co2/cumulative_kg",
+    "duration_s": "time/epoch_s",
+}
+
+
+class Scalars:
+    """TensorBoard event files under RUN_DIR/tensorboard/ (torch.utils.tensorboard,
+    opened at the first epoch). A resumed run's first epoch purges the events of any
+    later epoch an earlier session wrote, so each epoch shows once."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self._writer: Any = None
+
+    def add(self, record: EpochRecord) -> None:
+        if self._writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # preflight.check_tensorboard says it before the start
+                raise GreensedError("--tensorboard: the tensorboard package is not "
+                                    "installed (pip install 'greensed[tensorboard]')") from None
+            self._writer = SummaryWriter(str(self.run.tensorboard), purge_step=record.epoch)
+        for key, tag in TB_TAGS.items():
+            value = record.metric(key)
+            if value is not None:
+                self._writer.add_scalar(tag, value, global_step=record.epoch)
+        for key in record.metrics:
+            value = record.metric(key) if key not in TB_TAGS else None
+            if value is not None:  # metrics of other names (a custom model's)
+                self._writer.add_scalar(f"val/{key}", value, global_step=record.epoch)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class NullWriter:
