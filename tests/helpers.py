@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,9 +88,17 @@ def train_args(dataset: Path, cache: Path, run: Path, epochs: int) -> list[str]:
             "--meter", "constant:40"]
 
 
+def _default_sigint() -> None:
+    # A suite started in the background (`make test &`, nohup) has SIGINT ignored, and
+    # a child inherits that: Python then installs no KeyboardInterrupt handler. The
+    # child should see Ctrl-C as a user's terminal delivers it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(argv: list[str], **env: str) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+                            preexec_fn=_default_sigint)
 
 
 def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout_s: float = 240) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,8 @@ def test_gpu_curves_script_lists_its_grid(tmp_path):
     res = subprocess.run(["bash", "benchmarks/gpu_curves.sh", "--dry-run"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "6 cells" in res.stdout and res.stdout.count(" start ") == 6
+    cells = re.findall(r"^\s+bs\d+/seed\d+\s+start\s", res.stdout, flags=re.MULTILINE)
+    assert "6 cells" in res.stdout and len(cells) == 6
     for bs in (8, 16):
         for seed in (1, 2, 3):
             assert f"bs{bs}/seed{seed}" in res.stdout

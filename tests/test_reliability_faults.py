@@ -96,7 +96,7 @@ def test_sigterm_then_sigkill_as_the_cut_is_logged_counts_it_once(
     lost = RunDir(run).lost
     wait_for(lost.exists, proc, timeout_s=60)
     proc.kill()
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=180)
     code, _, _ = cli(monkeypatch, capsys, "train", "--resume", run)
     assert code == 0
     (entry,) = RunDir(run).read_lost()  # the measured cut only: no estimate on top
@@ -109,7 +109,7 @@ def test_a_fresh_command_on_an_interrupted_run_is_refused_and_resume_counts_once
     run = tmp_path / "run"
     proc = park_and_signal(train_args(tiny_dataset, cache, run, 2), "step:1", signal.SIGINT,
                            tmp_path / "parked")
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=180)
     assert proc.returncode == 130
     code, _, err = cli(monkeypatch, capsys, *train_args(tiny_dataset, cache, run, 2))
     assert code == 2 and "already holds a run (summary.json, lost.jsonl); use --resume" in err
@@ -131,7 +131,7 @@ def test_kill_9_late_in_a_long_step_misses_at_most_5_s(tiny_dataset, cache, tmp_
     t0 = time.monotonic()
     time.sleep(12)  # deep inside one 30 s step: no step boundary to write a heartbeat at
     proc.kill()
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=180)
     in_epoch_s = time.monotonic() - t0
     beat = RunDir(run).read_heartbeat()
     assert beat.epoch == 2 and beat.elapsed_s >= in_epoch_s - 5.0
@@ -147,7 +147,7 @@ def test_sighup_stops_cleanly_and_resumably(tiny_dataset, cache, tmp_path, monke
     # A closed terminal or SSH session.
     proc = park_and_signal(train_args(tiny_dataset, cache, run, 3), "step:2", signal.SIGHUP,
                            tmp_path / "parked")
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 130 and "interrupted by SIGHUP; resume with --resume" in out
     s = RunDir(run).read_summary()
     assert s.status is RunStatus.INTERRUPTED and s.epochs == 1
