@@ -107,3 +107,12 @@ def test_cli_writes_table_csvs_and_plot(corpus, tmp_path):
     assert float(best[0]["saved_fraction"]) == pytest.approx(0.5)
     assert (out / "pareto.png").stat().st_size > 10_000
     assert len(list(csv.DictReader(open(out / "settings.csv")))) > 100
+
+
+def test_grid_scales_targets_and_budgets_to_the_corpus(corpus):
+    # median max F1 (0.64, 0.60) = 0.62; median total kWh = 1.0
+    grid = B.default_grid("teacher_f1", runs(corpus))
+    targets = sorted(s.label for s in grid if s.family == "target")
+    assert targets == sorted(f"target:value={0.62 * f:.3g}" for f in (0.8, 0.9, 0.95, 0.98))
+    budgets = sorted(s.label for s in grid if s.family == "budget")
+    assert budgets == ["budget:kwh=0.3", "budget:kwh=0.5", "budget:kwh=0.7"]

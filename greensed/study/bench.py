@@ -171,9 +171,10 @@ def oracle_settings() -> list[Setting]:
 
 
 def default_grid(metric: str, runs: Sequence[CurveRun]) -> list[Setting]:
-    """Every family over a grid of its parameters. Energy-priced thresholds are set
-    relative to the corpus's own scale (its median F1 per kWh over a whole run), so the
-    grid spans cheap and dear settings whatever the hardware."""
+    """Every family over a grid of its parameters. Energy-priced thresholds, budgets
+    and targets are set relative to the corpus's own scale (its median F1 per kWh over
+    a whole run, median kWh, median max F1), so the grid spans cheap and dear settings
+    whatever the hardware and the task."""
     scale = statistics.median(r.max_f1 / r.total_kwh for r in runs)
     rates = sorted({float(f"{scale * k:.3g}") for k in (0.03, 0.1, 0.3, 1, 3, 10)})
     kwh = statistics.median(r.total_kwh for r in runs)
@@ -197,8 +198,9 @@ def default_grid(metric: str, runs: Sequence[CurveRun]) -> list[Setting]:
                                           metric))
     for frac in (0.3, 0.5, 0.7):
         out.append(policy_setting("budget", f"budget:kwh={kwh * frac:.3g}", metric))
-    for value in (0.5, 0.6, 0.65, 0.7):
-        out.append(policy_setting("target", f"target:value={value:g}", metric))
+    f1 = statistics.median(r.max_f1 for r in runs)  # targets, too, on the corpus's scale
+    for frac in (0.8, 0.9, 0.95, 0.98):
+        out.append(policy_setting("target", f"target:value={f1 * frac:.3g}", metric))
     for patience in (3, 5, 10, 20):
         for delta in (0.0, 0.01):
             out.append(lightning_setting(patience, delta))
