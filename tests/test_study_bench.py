@@ -116,3 +116,21 @@ def test_grid_scales_targets_and_budgets_to_the_corpus(corpus):
     assert targets == sorted(f"target:value={0.62 * f:.3g}" for f in (0.8, 0.9, 0.95, 0.98))
     budgets = sorted(s.label for s in grid if s.family == "budget")
     assert budgets == ["budget:kwh=0.3", "budget:kwh=0.5", "budget:kwh=0.7"]
+
+
+def test_default_is_chosen_among_portable_settings_on_the_tuning_runs(corpus):
+    settings = [B.policy_setting("plateau", f"plateau:patience={p}", "teacher_f1",
+                                 portable=True) for p in (1, 2, 3)]
+    # On seed 1 a 0.8 kWh budget stops after epoch 8 (best 0.63 of 0.64: loss 1.6 %,
+    # saved 20 %) and beats every plateau setting there (saved 0), but is not portable.
+    settings.append(B.policy_setting("budget", "budget:kwh=0.8", "teacher_f1"))
+    bench = B.run_benchmark(runs(corpus), settings, tune_seeds=[1], max_loss=0.02)
+    assert bench.chosen["budget"].saved == pytest.approx(0.2)
+    assert bench.default is not None
+    tuned, held = bench.default
+    assert tuned.setting.label == "plateau:patience=2" and tuned.saved == pytest.approx(0.0)
+    assert held.saved == pytest.approx(0.3) and held.runs == 1
+    grid = B.default_grid("teacher_f1", runs(corpus))
+    assert {s.family for s in grid if s.portable} == {"plateau", "forecast"}
+    assert all("min_gain_per_kwh=0," in s.label for s in grid
+               if s.portable and s.family == "forecast")

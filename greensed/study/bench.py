@@ -59,6 +59,9 @@ class Setting:
     label: str
     stop: Callable[[CurveRun], int] = field(compare=False)
     oracle: bool = False
+    # Parameters that mean the same on any task and hardware (epochs, relative gains,
+    # probabilities; no kWh, F1 per kWh or F1 value): a candidate for the default.
+    portable: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def load_corpus(paths: Sequence[str | Path], *, metric: str, checkpoint_metric: 
 # --- settings ----------------------------------------------------------------------
 
 
-def policy_setting(family: str, spec: str, metric: str) -> Setting:
+def policy_setting(family: str, spec: str, metric: str, *, portable: bool = False) -> Setting:
     """A greensed policy from its spec, replayed as the trainer asks it: after each epoch."""
     base = StopConfig(metric=metric)
 
@@ -131,7 +134,7 @@ def policy_setting(family: str, spec: str, metric: str) -> Setting:
                 return i
         return run.epochs
 
-    return Setting(family, spec, stop)
+    return Setting(family, spec, stop, portable=portable)
 
 
 def lightning_setting(patience: int, min_delta: float) -> Setting:
@@ -183,7 +186,8 @@ def default_grid(metric: str, runs: Sequence[CurveRun]) -> list[Setting]:
         for delta in (0.0, 0.005, 0.01, 0.02):
             for warmup in (0, 10):
                 out.append(policy_setting("plateau", f"plateau:patience={patience},"
-                                          f"min_delta={delta:g},warmup={warmup}", metric))
+                                          f"min_delta={delta:g},warmup={warmup}", metric,
+                                          portable=True))
     for rate in rates:
         for window in (3, 5, 10):
             out.append(policy_setting("marginal", f"marginal:min_f1_per_kwh={rate:g},"
@@ -195,7 +199,7 @@ def default_grid(metric: str, runs: Sequence[CurveRun]) -> list[Setting]:
             for warmup in (0, 10):
                 out.append(policy_setting("forecast", f"forecast:min_gain_per_kwh={rate:g},"
                                           f"min_prob={prob:g},rel_gain={rel:g},warmup={warmup}",
-                                          metric))
+                                          metric, portable=rate == 0))
     for frac in (0.3, 0.5, 0.7):
         out.append(policy_setting("budget", f"budget:kwh={kwh * frac:.3g}", metric))
     f1 = statistics.median(r.max_f1 for r in runs)  # targets, too, on the corpus's scale
@@ -255,6 +259,9 @@ class Benchmark:
     chosen: dict[str, Aggregate] = field(default_factory=dict)  # family -> on tuning runs
     held_out: dict[str, Aggregate] = field(default_factory=dict)  # family -> on the others
     oracles: dict[str, Aggregate] = field(default_factory=dict)  # on the held-out runs
+    # The default's candidate: of the portable settings, the one chosen on the tuning
+    # runs (across families, as each family's choice), and its held-out figures.
+    default: tuple[Aggregate, Aggregate] | None = None
 
     def tuning(self, o: Outcome) -> bool:
         return o.run.seed in self.tune_seeds
@@ -290,6 +297,12 @@ def run_benchmark(runs: list[CurveRun], settings: Sequence[Setting], *,
         bench.chosen[family] = best
         bench.held_out[family] = Aggregate.of(
             best.setting, [o for o in by_setting[best.setting.label] if not bench.tuning(o)])
+    portable = [Aggregate.of(s, [o for o in by_setting[s.label] if bench.tuning(o)])
+                for s in settings if s.portable]
+    best = choose(portable, max_loss)
+    if best is not None:
+        bench.default = (best, Aggregate.of(
+            best.setting, [o for o in by_setting[best.setting.label] if not bench.tuning(o)]))
     return bench
 
 

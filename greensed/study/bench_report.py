@@ -24,12 +24,17 @@ def bench_table(bench: Benchmark) -> Table:
     for label, a in bench.oracles.items():
         t.add(["oracle", label, "-", "-", _pct(a.saved), _pct(a.loss), _pct(a.kept_loss),
                _pct(a.too_early), f"{a.stop_epoch:.1f}"])
-    for family, a in bench.held_out.items():
-        tuned = bench.chosen[family]
+    rows = [(family, bench.chosen[family], a) for family, a in bench.held_out.items()]
+    if bench.default is not None:
+        rows.append(("default", *bench.default))
+    for family, tuned, a in rows:
         t.add([family, a.setting.label, _pct(tuned.saved), _pct(tuned.loss), _pct(a.saved),
                _pct(a.loss), _pct(a.kept_loss), _pct(a.too_early), f"{a.stop_epoch:.1f}"])
     t.notes.append("Too early: share of runs whose best F1 up to the stop is more than 2% "
-                   "below the run's max. Kept F1: the F1 of the checkpoint a run would keep.")
+                   "below the run's max. Kept F1: the F1 of the checkpoint a run would keep. "
+                   "default: of the settings whose parameters hold on any task and hardware "
+                   "(plateau; forecast without a kWh price), the one chosen on the tuning "
+                   "runs.")
     return t
 
 
