@@ -245,7 +245,7 @@ class Aggregate:
 
 def choose(aggs: Sequence[Aggregate], max_loss: float) -> Aggregate | None:
     """The setting that saves most with a mean relative loss <= max_loss (ties: the
-    fewer too-early stops, then the later-listed, more conservative grid point)."""
+    fewer too-early stops, then the first in the grid's order)."""
     ok = [a for a in aggs if a.loss <= max_loss]
     return max(ok, key=lambda a: (round(a.saved, 9), -a.too_early)) if ok else None
 
