@@ -156,3 +156,23 @@ def test_label_noise_changes_training_labels_only_and_never_the_audio(tmp_path):
     assert 0 < changed < len(rows_a)  # about half, never the same class again
     again = generate(tmp_path / "c", noisy, seed=3)
     assert (again / strong).read_text() == (b / strong).read_text()  # deterministic
+
+
+def test_offset_bias_lengthens_strong_training_labels_only(tmp_path):
+    from greensed.data.synth import SynthPreset, generate
+
+    clean = SynthPreset(n_strong=6, n_weak=6, n_unlabelled=2, n_validation=6)
+    biased = SynthPreset(n_strong=6, n_weak=6, n_unlabelled=2, n_validation=6,
+                         offset_bias_s=1.0)
+    a, b = generate(tmp_path / "a", clean, seed=3), generate(tmp_path / "b", biased, seed=3)
+    for wav in sorted((a / "audio").rglob("*.wav")):  # the same sounds
+        assert wav.read_bytes() == (b / wav.relative_to(a)).read_bytes()
+    for same in ("metadata/validation/validation.tsv", "metadata/train/weak.tsv"):
+        assert (a / same).read_text() == (b / same).read_text()
+    strong = "metadata/train/synthetic.tsv"
+    rows_a = [ln.split("\t") for ln in (a / strong).read_text().splitlines()[1:]]
+    rows_b = [ln.split("\t") for ln in (b / strong).read_text().splitlines()[1:]]
+    assert [(r[0], r[1], r[3]) for r in rows_a] == [(r[0], r[1], r[3]) for r in rows_b]
+    for x, y in zip(rows_a, rows_b, strict=True):  # offset + 1 s, clipped to the clip
+        assert float(y[2]) == pytest.approx(min(10.0, float(x[2]) + 1.0), abs=1e-3)
+    assert any(float(x[2]) + 1.0 <= 10.0 for x in rows_a)
