@@ -30,6 +30,11 @@ def bench_table(bench: Benchmark) -> Table:
     for family, tuned, a in rows:
         t.add([family, a.setting.label, _pct(tuned.saved), _pct(tuned.loss), _pct(a.saved),
                _pct(a.loss), _pct(a.kept_loss), _pct(a.too_early), f"{a.stop_epoch:.1f}"])
+    families = dict.fromkeys(o.setting.family for o in bench.outcomes if not o.setting.oracle)
+    for family in families:
+        if family not in bench.chosen:
+            t.notes.append(f"{family}: no setting with a mean F1 loss <= {bench.max_loss:.0%} "
+                           "on the tuning runs.")
     t.notes.append("Too early: share of runs whose best F1 up to the stop is more than 2% "
                    "below the run's max. Kept F1: the F1 of the checkpoint a run would keep. "
                    "default: of the settings whose parameters hold on any task and hardware "
