@@ -23,7 +23,7 @@ POLICIES: dict[str, type] = {"plateau": Plateau, "budget": Budget, "target": Tar
 # (docs/policies.md, "The default"): `--stop default`, `--policy default`,
 # `[stop] policies = ["default"]`. Its parameters are these, whatever the recipe's
 # tables say; to tune them, name the policy itself.
-DEFAULT_SPEC = "plateau:patience=10"
+DEFAULT_SPEC = "plateau:patience=15,min_delta=0.005,warmup=0"
 POLICY_NAMES = (*POLICIES, "max-epochs", "default")
 # Short keys of the spec mini-syntax and of the flags, for a policy's parameters.
 ALIASES = {"kwh": "budget.kwh", "budget_kwh": "budget.kwh", "budget": "budget.kwh",
