@@ -282,27 +282,24 @@ def run_benchmark(runs: list[CurveRun], settings: Sequence[Setting], *,
     by_setting: dict[str, list[Outcome]] = {}
     for o in outs:
         by_setting.setdefault(o.setting.label, []).append(o)
+
+    def on(setting: Setting, tuning: bool) -> Aggregate:  # its mean on one split
+        return Aggregate.of(setting, [o for o in by_setting[setting.label]
+                                      if bench.tuning(o) == tuning])
+
+    tuned = {s.label: on(s, True) for s in settings if not s.oracle}
     for family in dict.fromkeys(s.family for s in settings):
         fam = [s for s in settings if s.family == family]
         if fam[0].oracle:
-            for s in fam:
-                bench.oracles[s.label] = Aggregate.of(
-                    s, [o for o in by_setting[s.label] if not bench.tuning(o)])
+            bench.oracles.update({s.label: on(s, False) for s in fam})
             continue
-        tuned = [Aggregate.of(s, [o for o in by_setting[s.label] if bench.tuning(o)])
-                 for s in fam]
-        best = choose(tuned, max_loss)
-        if best is None:
-            continue
-        bench.chosen[family] = best
-        bench.held_out[family] = Aggregate.of(
-            best.setting, [o for o in by_setting[best.setting.label] if not bench.tuning(o)])
-    portable = [Aggregate.of(s, [o for o in by_setting[s.label] if bench.tuning(o)])
-                for s in settings if s.portable]
-    best = choose(portable, max_loss)
+        best = choose([tuned[s.label] for s in fam], max_loss)
+        if best is not None:
+            bench.chosen[family] = best
+            bench.held_out[family] = on(best.setting, False)
+    best = choose([tuned[s.label] for s in settings if s.portable], max_loss)
     if best is not None:
-        bench.default = (best, Aggregate.of(
-            best.setting, [o for o in by_setting[best.setting.label] if not bench.tuning(o)]))
+        bench.default = (best, on(best.setting, False))
     return bench
 
 
