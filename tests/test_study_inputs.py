@@ -1,6 +1,6 @@
 """The study tools' inputs: which runs a figure may come from and which metric it reads
 (one rule, greensed.study.collect.select), and whose energy it counts (the ledger's
-rules, summary.json or not). Each case was silent before: docs/reliability.md S9-S17."""
+rules, summary.json or not). Each case was silent before: docs/reliability.md S9-S18."""
 
 from __future__ import annotations
 

@@ -138,7 +138,9 @@ def dcase_cmd(
 
     Training kWh of the system and of the baseline, the normalised energy
     kWh_system / kWh_baseline, and EW-PSDS = PSDS x kWh_baseline / kWh_system
-    (Ronchini & Serizel, 2023) for PSDS1 and PSDS2 from psds.json.
+    (Ronchini & Serizel, 2023) for PSDS1 and PSDS2 from psds.json, with the
+    evaluation's own energy on its own line. An unfinished run is refused unless
+    --include-unfinished; unlike runs are warned about (docs/report.md).
 
     \b
     Examples:
