@@ -18,6 +18,7 @@ from greensed.study import replay as rpl
 from greensed.study import report as rp
 from greensed.study.collect import collect
 from greensed.study.dcase import dcase_energy, dcase_table
+from greensed.study.status import status_table
 
 RISE = [0.10, 0.20, 0.30, 0.40, 0.50, 0.55, 0.60, 0.60, 0.60, 0.60]  # max 0.60 @ 7
 
@@ -87,6 +88,8 @@ def test_a_run_watching_a_loss_is_left_out_unless_a_metric_is_given(tmp_path):
         rp.build_report([tmp_path])
     rep = rp.build_report([tmp_path], metric="teacher_f1")
     assert rep.groups["16"][0].max_f1 == 0.5
+    (row,) = status_table([run]).rows  # status shows its loss as a loss: least is best
+    assert row[3:6] == ["loss.total", "1 @1", "1"]
 
 
 # --- bench-policies: full-length runs, a metric they have ----------------------------

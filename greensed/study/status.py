@@ -35,12 +35,6 @@ def run_state(run: runlog.RunLog, launch: dict[str, Any] | None = None) -> str:
     return state.value
 
 
-def watched_metric(run: runlog.RunLog) -> str:
-    """The metric the run's own policies watched (greensed.study.collect.own_metric:
-    the one rule every study command uses)."""
-    return own_metric(run)[0]
-
-
 def find_cells(paths: Sequence[str | Path]) -> list[Path]:
     """Run directories (with a run log) and launched grid cells (with
     launch.json) at or below ``paths``, sorted."""
@@ -64,11 +58,13 @@ def status_table(run_dirs: Sequence[str | Path], metric: str | None = None) -> T
         state = run_state(run, launch)
         own, why = state_of(run)
         planned = read_config(run).get("train", {}).get("epochs")
-        key = metric or watched_metric(run)
+        key, mode = (metric, "max") if metric else own_metric(run)
         values = [(r.epoch, r.metric(key)) for r in run.epochs]
         scored = [(v, e) for e, v in values if v is not None]
-        best = max(scored, key=lambda ve: ve[0], default=None)
+        pick = min if mode == "min" else max  # a watched loss: its best is its least
+        best = pick(scored, key=lambda ve: ve[0], default=None)
         last = values[-1][1] if values else None
+        shown = (lambda v: f"{v:.4g}") if mode == "min" else (lambda v: f"{v * 100:.1f}%")
         energy = energy_of(run, crashed=own is RunState.INCOMPLETE) if run.epochs else None
         kwh = energy.total_kwh if energy else None
         estimated |= bool(energy and energy.estimated)
@@ -88,8 +84,8 @@ def status_table(run_dirs: Sequence[str | Path], metric: str | None = None) -> T
         mark = "~" if energy and energy.estimated else ""
         t.add([str(path), state,
                f"{len(run.epochs)}/{planned}" if planned else str(len(run.epochs)), key,
-               f"{best[0] * 100:.1f}% @{best[1]}" if best else "-",
-               f"{last * 100:.1f}%" if last is not None else "-",
+               f"{shown(best[0])} @{best[1]}" if best else "-",
+               shown(last) if last is not None else "-",
                f"{mark}{kwh:.{decimals_for(kwh, 2)}f}" if kwh is not None else "-",
                str(reason or "-")])
     if estimated:
