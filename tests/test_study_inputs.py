@@ -79,6 +79,10 @@ def test_report_reads_each_runs_own_metric_and_leaves_out_a_run_without_it(tmp_p
                for w in rep.warnings)
     assert any("different metrics" in n and "val_f1: 1 run" in n for n in rep.notes)
     assert stats["lib"].run_dir == lib
+    rep = rp.build_report([tmp_path / "runs"], by="recipe", metric="val_f1")
+    assert [s.run_dir for g in rep.groups.values() for s in g] == [lib]
+    assert sum(w.endswith("no 'val_f1' in any epoch (its metrics: student_f1, teacher_f1)")
+               for w in rep.warnings) == 2
 
 
 def test_a_run_watching_a_loss_is_left_out_unless_a_metric_is_given(tmp_path):

@@ -293,7 +293,7 @@ def select(found: Collection, paths: Sequence[str | Path], *, metric: str | None
                                  f"maximise; give --metric (its metrics: {_names(has)})"))
         elif all(v is None for v in sr.log.series(m)):
             out.left_out.append((sr.path, f"no {m!r} in any epoch (its metrics: "
-                                 f"{_names(has)}); give --metric"))
+                                 f"{_names(has)})" + ("" if metric else "; give --metric")))
         else:
             out.runs.append(dataclasses.replace(sr, metric=m))
     if out.runs:
