@@ -77,8 +77,13 @@ def test_no_import_cycle():
 def test_layers_import_in_one_direction(layer, forbidden):
     bad = sorted(f"{m} -> {t}" for m, ts in imports().items()
                  if m == layer or m.startswith(layer + ".")
-                 for t in ts if t.startswith(forbidden))
+                 for t in ts if t.startswith(forbidden) and (m, t) not in ALLOWED)
     assert not bad, bad
+
+
+# The study counts a run's energy by the ledger's own rules (pure arithmetic on run-log
+# records: no torch, no files), not by a second copy of them.
+ALLOWED = {("greensed.study.collect", "greensed.train.ledger")}
 
 
 def test_nothing_imports_the_cli():

@@ -47,7 +47,7 @@ def test_cli_prints_the_figures(pair, monkeypatch, capsys):
 
 
 def test_other_hardware_is_warned_about(pair, tmp_path):
-    other = write_run(tmp_path / "other", [0.3, 0.4], 0.3, gpu="NVIDIA V100")
+    other = write_run(tmp_path / "other", [0.3, 0.4, 0.4, 0.4], 0.15, gpu="NVIDIA V100")
     d = dcase_energy(pair[0], other)
     assert len(d.warnings) == 1 and "same hardware" in d.warnings[0]
     assert any("same hardware" in n for n in dcase_table(d).notes)

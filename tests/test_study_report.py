@@ -190,7 +190,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     write_run(tmp_path / "r", *A)
     with pytest.raises(GreensedError, match="--by 'gpu'"):
         rp.build_report([tmp_path], by="gpu")
-    with pytest.raises(GreensedError, match="no metric 'psds9'"):
+    with pytest.raises(GreensedError, match="--metric 'psds9': no epoch of the 1 run.* has "
+                                            "it; they have: student_f1, teacher_f1"):
         rp.build_report([tmp_path], metric="psds9")
 
 

@@ -80,7 +80,7 @@ def report_cmd(
     by: str = typer.Option("batch", "--by", metavar="KEY", help="Group runs by: batch | hardware | recipe."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
     out: Path = typer.Option(Path("report"), "--out", metavar="DIR", help="Folder for the CSV tables and PNG plots (written before the tables print)."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, used as F1."),
+    metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, used as F1 (default: each run's own watched metric)."),
     target_f1: float = typer.Option(TARGET_F1, "--target-f1", metavar="F1", help="Fixed F1 level (a fraction)."),
     reference: list[str] = typer.Option(
         None, "--reference", metavar="RUN_DIR", help="Reference (baseline) run on the same hardware; repeatable."),
@@ -130,22 +130,28 @@ def report_cmd(
 def dcase_cmd(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The system's run directory (with psds.json from `greensed evaluate`)."),
     baseline: Path = typer.Option(..., "--baseline", metavar="RUN_DIR", help="The baseline's run, trained on the same hardware."),
+    baseline_epochs: int | None = typer.Option(None, "--baseline-epochs", min=1, metavar="N", help="Normalise by the energy of the baseline's first N epochs (DCASE 2024 task 4: N = 10; docs/report.md)."),
+    include_unfinished: bool = typer.Option(False, "--include-unfinished", help="Use an interrupted or incomplete run's finished epochs anyway (flagged in the table)."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
     """The energy figures of a DCASE task 4 submission, and the energy-weighted PSDS.
 
     Training kWh of the system and of the baseline, the normalised energy
     kWh_system / kWh_baseline, and EW-PSDS = PSDS x kWh_baseline / kWh_system
-    (Ronchini & Serizel, 2023) for PSDS1 and PSDS2 from psds.json.
+    (Ronchini & Serizel, 2023) for PSDS1 and PSDS2 from psds.json, with the
+    evaluation's own energy on its own line. An unfinished run is refused unless
+    --include-unfinished; unlike runs are warned about (docs/report.md).
 
     \b
-    Example:
+    Examples:
       greensed evaluate runs/mine && greensed evaluate runs/baseline
       greensed dcase runs/mine --baseline runs/baseline
+      greensed dcase runs/mine --baseline runs/baseline-10-epochs --baseline-epochs 10
     """
     from greensed.study.dcase import dcase_energy, dcase_table
 
-    d = dcase_energy(run_dir, baseline)
+    d = dcase_energy(run_dir, baseline, baseline_epochs=baseline_epochs,
+                     include_unfinished=include_unfinished)
     for w in d.warnings:
         typer.echo(f"warning: {w}", err=True)
     emit_tables([dcase_table(d)], fmt)
@@ -159,7 +165,7 @@ def replay_cmd(
         None, "--policy", metavar="SPEC",
         help="Another policy to compare, e.g. 'plateau:patience=5' or 'budget:kwh=0.3'; "
              "repeatable."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 is read from."),
+    metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 is read from (default: each run's own watched metric)."),
     by: str = typer.Option("all", "--by", metavar="KEY", help="Aggregate by: all | batch | hardware | recipe."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
     per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Show the per-run table."),
@@ -179,11 +185,12 @@ def replay_cmd(
     from greensed.study import replay as rpl
 
     policies = []
+    base = StopConfig(metric=metric or DEFAULT_METRIC)  # replay() retargets to each run's
     if any(v is not None for v in (stop_flags or {}).values()):
-        cfg = apply_stop_flags(StopConfig(metric=metric), **(stop_flags or {}))
+        cfg = apply_stop_flags(base, **(stop_flags or {}))
         policies.append(rpl.NamedPolicy(describe(cfg), cfg))
     for spec in policy or []:
-        policies.append(rpl.parse_policy_spec(spec, StopConfig(metric=metric)))
+        policies.append(rpl.parse_policy_spec(spec, base))
     results, warnings = rpl.replay(run_dirs, policies, metric=metric, by=by)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
@@ -199,7 +206,7 @@ def replay_cmd(
 @app.command("bench-policies")
 def bench_policies_cmd(
     corpus: list[str] = typer.Argument(..., metavar="RUN_DIR", help="Full-length runs (no early stop), or folders of them, e.g. benchmarks/curves."),
-    metric: str = typer.Option(DEFAULT_METRIC, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 loss is measured on."),
+    metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 loss is measured on (default: the runs' own watched metric)."),
     checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", metavar="METRIC", help="Metric that picks the kept checkpoint (default: --metric)."),
     tune_seed: list[int] = typer.Option(None, "--tune-seed", metavar="SEED", help="Seeds whose runs choose each family's setting (repeatable; default: the smallest seed); the others are held out."),
     max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative F1 loss a chosen setting may have on the tuning runs."),
@@ -224,7 +231,7 @@ def bench_policies_cmd(
     runs, warnings = B.load_corpus(corpus, metric=metric, checkpoint_metric=checkpoint_metric)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
-    result = B.run_benchmark(runs, B.default_grid(metric, runs), tune_seeds=tune_seed or None,
+    result = B.run_benchmark(runs, B.default_grid(runs[0].metric, runs), tune_seeds=tune_seed or None,
                              max_loss=max_loss)
     emit_tables([bench_table(result)], fmt)
     out.mkdir(parents=True, exist_ok=True)

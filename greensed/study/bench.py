@@ -22,7 +22,7 @@ from greensed.config import StopConfig
 from greensed.errors import GreensedError
 from greensed.runlog import EpochRecord
 from greensed.stopping import make_policy
-from greensed.study.collect import collect
+from greensed.study.collect import collect, select
 from greensed.study.runs import read_config
 
 # A relative F1 loss above this is "stopped too early" (the goal's tolerance).
@@ -41,6 +41,7 @@ class CurveRun:
     total_kwh: float
     f1: tuple[float | None, ...]  # the evaluated metric per epoch
     kept_by: tuple[float | None, ...]  # the checkpoint metric per epoch
+    metric: str = "teacher_f1"  # the name of the metric f1 holds (load_corpus)
 
     @property
     def epochs(self) -> int:
@@ -92,17 +93,20 @@ class Outcome:
         return self.loss > TOO_EARLY
 
 
-def load_corpus(paths: Sequence[str | Path], *, metric: str, checkpoint_metric: str | None = None
-                ) -> tuple[list[CurveRun], list[str]]:
-    """Every finished full-length run under ``paths``, each once (greensed.study.collect);
-    the runs left out are named in the warnings."""
-    found = collect(paths)
+def load_corpus(paths: Sequence[str | Path], *, metric: str | None = None,
+                checkpoint_metric: str | None = None) -> tuple[list[CurveRun], list[str]]:
+    """Every finished full-length run under ``paths``, each once, read on ``metric`` or
+    else the runs' own watched metric (greensed.study.collect.select: a run a policy
+    stopped early, or without the metric, is left out and named in the warnings)."""
+    found = select(collect(paths), paths, metric=metric, full_length=True)
     runs, warnings = [], [f"{p}: left out ({why})" for p, why in found.left_out]
+    warnings += [n for sr in found.runs for n in sr.energy.notes]
+    used = sorted({sr.metric for sr in found.runs})
+    if len(used) > 1:  # the grid's policies watch one metric
+        raise GreensedError(f"the runs under {', '.join(map(str, paths))} watch different "
+                            f"metrics ({', '.join(used)}); give --metric to benchmark one")
     for sr in found.runs:
         run = sr.log
-        if all(v is None for v in run.series(metric)):
-            warnings.append(f"{sr.path}: left out (no {metric})")
-            continue
         if sr.energy.estimated or sr.energy.total_kwh is None:
             warnings.append(f"{sr.path}: left out (epochs without an energy reading)")
             continue
@@ -111,7 +115,8 @@ def load_corpus(paths: Sequence[str | Path], *, metric: str, checkpoint_metric: 
         runs.append(CurveRun(
             run_dir=sr.path, label=str(sr.path), batch=str(s.batch_size), seed=s.seed,
             records=tuple(run.epochs), total_kwh=sr.energy.total_kwh,
-            f1=tuple(run.series(metric)), kept_by=tuple(run.series(checkpoint_metric or metric))))
+            f1=tuple(run.series(sr.metric)),
+            kept_by=tuple(run.series(checkpoint_metric or sr.metric)), metric=sr.metric))
         if read_config(run).get("stop", {}).get("policies"):
             warnings.append(f"{sr.path}: trained with early stopping; a replay can only stop "
                             "earlier")

@@ -11,6 +11,7 @@ module only feeds them logged epochs.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from pathlib import Path
 from greensed.config import StopConfig
 from greensed.errors import ConfigError, GreensedError
 from greensed.stopping import build_policy, parse_spec
-from greensed.study.collect import StudyRun, collect
+from greensed.stopping.build import POLICIES, expand_default
+from greensed.stopping.params import Watched
+from greensed.study.collect import StudyRun, collect, metric_notes, metrics_of, select
 from greensed.study.runs import DEFAULT_METRIC, check_by, group_key, sort_key
 from greensed.study.tables import Table, decimals_for
 
@@ -27,12 +30,22 @@ from greensed.study.tables import Table, decimals_for
 class NamedPolicy:
     label: str
     cfg: StopConfig
+    # The spec names its metric (``metric=...``); else it watches each run's (replay()).
+    sets_metric: bool = False
 
 
 def parse_policy_spec(spec: str, base: StopConfig | None = None) -> NamedPolicy:
     """``"plateau:patience=5,min_delta=0.005"`` -> that policy, labelled by its spec
     (the syntax: greensed.stopping.parse_spec)."""
-    return NamedPolicy(spec, parse_spec(spec, base))
+    keys = {item.partition("=")[0].strip() for item in spec.partition(":")[2].split(",")}
+    return NamedPolicy(spec, parse_spec(spec, base), sets_metric="metric" in keys)
+
+
+def watched_by(cfg: StopConfig) -> str | None:
+    """The metric ``cfg``'s policies decide on, or None when none watches one."""
+    names = expand_default(cfg, "--policy").policies
+    return cfg.metric if any(issubclass(POLICIES[n], Watched) for n in names
+                             if n in POLICIES) else None
 
 
 @dataclass
@@ -64,14 +77,21 @@ class ReplayResult:
         return (self.max_f1 - self.best_f1_to_stop) / self.max_f1
 
 
-def replay_run(sr: StudyRun, policy: NamedPolicy, *, metric: str = DEFAULT_METRIC,
+def replay_run(sr: StudyRun, policy: NamedPolicy, *, metric: str | None = None,
                group: str = "all") -> ReplayResult:
-    """Apply one policy to one run's logged epochs."""
+    """Apply one policy to one run's logged epochs; F1 is ``metric`` (default the one
+    ``select`` gave the run). A policy never decides on a metric the run lacks."""
     run = sr.log
     history = run.epochs
     n = len(history)
+    metric = metric or sr.metric or DEFAULT_METRIC
     if n == 0:
         raise GreensedError(f"{run.run_dir}: no finished epoch to replay")
+    watched = watched_by(policy.cfg)
+    if watched is not None and all(v is None for v in run.series(watched)):
+        raise GreensedError(f"{run.run_dir}: policy {policy.label!r} watches {watched!r}, "
+                            f"which no epoch has (its metrics: "
+                            f"{', '.join(metrics_of(run)) or 'none'}); give --metric")
     decider = build_policy(policy.cfg, max_epochs=n)
     stop_i, fired, reason = n, "", "ran to the last logged epoch"
     for i in range(1, n + 1):
@@ -97,25 +117,32 @@ def replay_run(sr: StudyRun, policy: NamedPolicy, *, metric: str = DEFAULT_METRI
 
 
 def replay(run_dirs: Sequence[str | Path], policies: Sequence[NamedPolicy], *,
-           metric: str = DEFAULT_METRIC, by: str = "all") -> tuple[list[ReplayResult], list[str]]:
-    """Every policy on every run under ``run_dirs``; returns results and warnings."""
+           metric: str | None = None, by: str = "all"
+           ) -> tuple[list[ReplayResult], list[str]]:
+    """Every policy on every run under ``run_dirs``; returns results and warnings.
+    The policies watch, and F1 is, ``metric`` or else each run's own watched metric
+    (a spec's own ``metric=`` still wins for what its policy watches); a run without
+    it is left out and named (greensed.study.collect.select)."""
     if not policies:
         raise ConfigError("no policy to replay: give --stop ... or --policy SPEC")
     check_by(by, allow_all=True)
-    found = collect(run_dirs)
-    if not found.runs:
-        why = f" ({len(found.left_out)} left out; first: {found.left_out[0][1]})" \
-            if found.left_out else ""
-        raise GreensedError(f"no finished run under {', '.join(map(str, run_dirs))}{why}")
-    results, warnings = [], found.notes()
+    found = select(collect(run_dirs), run_dirs, metric=metric)
+    results, warnings = [], found.notes() + metric_notes(found.runs)
     for sr in found.runs:
         fired = sr.log.summary.stop_policy if sr.log.summary else None
         if fired and fired != "max-epochs":
             warnings.append(f"{sr.path}: the run itself stopped early ({fired}); replay can "
                             "only stop earlier, and saved % is relative to its shorter log")
         key = group_key(sr.log, by)
-        results += [replay_run(sr, pol, metric=metric, group=key) for pol in policies]
+        results += [replay_run(sr, _for_run(pol, sr.metric), group=key) for pol in policies]
     return results, warnings
+
+
+def _for_run(policy: NamedPolicy, metric: str) -> NamedPolicy:
+    """The policy watching the run's metric, unless its spec names one."""
+    if policy.sets_metric or policy.cfg.metric == metric:
+        return policy
+    return dataclasses.replace(policy, cfg=dataclasses.replace(policy.cfg, metric=metric))
 
 
 def write_csv(results: Sequence[ReplayResult], path: str | Path) -> None:

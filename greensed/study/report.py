@@ -15,7 +15,7 @@ from pathlib import Path
 from greensed.errors import GreensedError
 from greensed.numbers import finite_float
 from greensed.runlog import EpochRecord
-from greensed.study.collect import RunState, StudyRun, collect
+from greensed.study.collect import RunState, StudyRun, collect, metric_notes, select
 from greensed.study.runs import (
     DEFAULT_METRIC,
     check_by,
@@ -65,6 +65,7 @@ class RunStats:
     co2_kg: float | None = None
     carbon_intensity_g_per_kwh: float | None = None
     carbon_source: str = ""
+    metric: str = ""  # the metric read as F1 (--metric, or the run's own)
     # (epoch, cumulative kWh, metric, epoch kWh) of every epoch, for the plots.
     points: list[tuple[int, float | None, float | None, float | None]] = field(
         default_factory=list)
@@ -117,6 +118,7 @@ def run_stats(sr: StudyRun, *, metric: str = DEFAULT_METRIC, target_f1: float = 
         carbon_intensity_g_per_kwh=finite_float(run.summary.carbon_intensity_g_per_kwh)
         if run.summary else None,
         carbon_source=run.summary.carbon_source if run.summary else "",
+        metric=metric,
     )
     if total_kwh is not None and s.epochs:
         s.wh_per_epoch = total_kwh * 1000 / s.epochs
@@ -156,12 +158,13 @@ STD_WAYS = ("seed", "runs")
 
 
 def build_report(run_dirs: Sequence[str | Path], *, by: str = "batch",
-                 metric: str = DEFAULT_METRIC, target_f1: float = TARGET_F1,
+                 metric: str | None = None, target_f1: float = TARGET_F1,
                  reference_dirs: Sequence[str | Path] = (),
                  reference_kwh: float | None = None, std: str = "seed",
                  include_unfinished: bool = False) -> Report:
     """Read every run under ``run_dirs`` (each once; see greensed.study.collect) and
-    group it by ``by``.
+    group it by ``by``. F1 is ``metric``, else each run's own watched metric; a run
+    without it is left out and named (greensed.study.collect.select).
 
     ``std="seed"`` (the paper's way): the spread over the seeds of each (group, other
     factor) cell, pooled over the cells; ``"runs"``: over all of the group's runs.
@@ -175,23 +178,20 @@ def build_report(run_dirs: Sequence[str | Path], *, by: str = "batch",
     if not 0 < target_f1 <= 1:
         hint = f"; for {target_f1:g} % use {target_f1 / 100:g}" if 1 < target_f1 <= 100 else ""
         raise GreensedError(f"--target-f1 {target_f1:g}: F1 is a fraction in (0, 1]{hint}")
-    found = collect(run_dirs, include_unfinished=include_unfinished)
-    rep = Report(by, metric, {}, std=std, notes=found.notes())
-    rep.warnings += found.notes()
+    found = select(collect(run_dirs, include_unfinished=include_unfinished), run_dirs,
+                   metric=metric)
+    used = sorted({sr.metric for sr in found.runs})
+    rep = Report(by, used[0] if len(used) == 1 else "each run's own metric", {}, std=std,
+                 notes=found.notes() + metric_notes(found.runs))
+    rep.warnings += rep.notes
     for sr in found.runs:
-        if all(v is None for v in sr.log.series(metric)):
-            raise GreensedError(f"{sr.log.dir.epochs}: no metric {metric!r} in any epoch")
         if sr.state is not RunState.FINISHED:
             rep.warnings.append(f"{sr.path}: {sr.state.value}, figures cover its finished "
                                 "epochs only")
         key = group_key(sr.log, by)
         rep.groups.setdefault(key, []).append(run_stats(
-            sr, metric=metric, target_f1=target_f1, group=key,
+            sr, metric=sr.metric, target_f1=target_f1, group=key,
             cell=group_key(sr.log, OTHER_FACTOR[by])))
-    if not rep.groups:
-        why = f" ({len(found.left_out)} left out; first: {found.left_out[0][1]})" \
-            if found.left_out else ""
-        raise GreensedError(f"no finished run under {', '.join(map(str, run_dirs))}{why}")
     rep.groups = dict(sorted(rep.groups.items(), key=lambda kv: sort_key(kv[0])))
 
     if reference_kwh is not None:
@@ -199,10 +199,20 @@ def build_report(run_dirs: Sequence[str | Path], *, by: str = "batch",
             raise GreensedError(f"--reference-kwh {reference_kwh}: must be > 0")
         rep.reference_kwh["*"] = reference_kwh
     for d in reference_dirs:
-        ref = collect([d], include_unfinished=True).runs
+        found_ref = collect([d], include_unfinished=True)
+        ref = found_ref.runs
         kwh = ref[0].energy.total_kwh if ref else None
+        if not ref and found_ref.left_out:
+            raise GreensedError(f"{d}: reference run not readable ({found_ref.left_out[0][1]})")
         if not kwh:
             raise GreensedError(f"{d}: reference run has no energy reading")
+        if ref[0].state is not RunState.FINISHED:  # a part of a run is no reference
+            why = f"{d}: reference run {ref[0].state.value} ({ref[0].why or 'not finished'})"
+            if not include_unfinished:
+                raise GreensedError(f"{why}: its energy covers {len(ref[0].log.epochs)} "
+                                    "epochs only; finish it or pass --include-unfinished")
+            rep.warnings.append(f"{why}: used as the reference anyway (--include-unfinished)")
+        rep.warnings += list(ref[0].energy.notes)
         rep.reference_kwh[hardware_key(ref[0].log)] = kwh
     if rep.reference_kwh and "*" not in rep.reference_kwh:
         for runs in rep.groups.values():
@@ -333,7 +343,7 @@ def runs_table(rep: Report) -> Table:
     """One row per run, raw numbers (fractions, kWh, seconds): for CSV export."""
     t = Table("Runs", [rep.by, "run_dir", "hardware", "seed", "recipe", "state",
                        "stop_policy", "steps_per_epoch", "epochs", "stop_epoch", "best_epoch",
-                       "max_f1", "near_max_f1", "kwh_at_target", "kwh_at_near_max",
+                       "metric", "max_f1", "near_max_f1", "kwh_at_target", "kwh_at_near_max",
                        "kwh_at_max", "total_kwh", "energy_estimated", "total_s",
                        "wh_per_epoch", "wh_per_min", "extra_cost", "co2_kg",
                        "carbon_intensity_g_per_kwh", "carbon_source"])
@@ -342,10 +352,11 @@ def runs_table(rep: Report) -> Table:
             t.add([key, str(s.run_dir), s.hardware] + [
                 "" if v is None else (str(v) if isinstance(v, str) else repr(v)) for v in (
                     s.seed, s.recipe, s.state, s.stop_policy, s.steps_per_epoch, s.epochs,
-                    s.stop_epoch, s.best_epoch, s.max_f1, s.near_max_f1, s.kwh_at_target,
-                    s.kwh_at_near_max, s.kwh_at_max, s.total_kwh, int(s.energy_estimated),
-                    s.total_s, s.wh_per_epoch, s.wh_per_min, s.extra_cost, s.co2_kg,
-                    s.carbon_intensity_g_per_kwh, s.carbon_source or None)])
+                    s.stop_epoch, s.best_epoch, s.metric, s.max_f1, s.near_max_f1,
+                    s.kwh_at_target, s.kwh_at_near_max, s.kwh_at_max, s.total_kwh,
+                    int(s.energy_estimated), s.total_s, s.wh_per_epoch, s.wh_per_min,
+                    s.extra_cost, s.co2_kg, s.carbon_intensity_g_per_kwh,
+                    s.carbon_source or None)])
     t.notes += rep.notes
     return t
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from greensed import runlog
 from greensed.runlog import RunDir
-from greensed.study.collect import RunState, energy_of, state_of
-from greensed.study.runs import DEFAULT_METRIC, read_config
+from greensed.study.collect import RunState, energy_of, own_metric, state_of
+from greensed.study.runs import read_config
 from greensed.study.tables import Table, decimals_for
 
 
@@ -33,13 +33,6 @@ def run_state(run: runlog.RunLog, launch: dict[str, Any] | None = None) -> str:
     if launch.get("state") == "failed" and state is not RunState.FINISHED:
         return "failed"
     return state.value
-
-
-def watched_metric(run: runlog.RunLog) -> str:
-    """The metric the run's own policies watched (its summary, else its config)."""
-    if run.summary and run.summary.best_metric:
-        return run.summary.best_metric
-    return str(read_config(run).get("stop", {}).get("metric") or DEFAULT_METRIC)
 
 
 def find_cells(paths: Sequence[str | Path]) -> list[Path]:
@@ -63,14 +56,16 @@ def status_table(run_dirs: Sequence[str | Path], metric: str | None = None) -> T
         run = runlog.load_run(path, need_epochs=False)
         launch = run.dir.read_object(run.dir.launch) or {}
         state = run_state(run, launch)
-        _, why = state_of(run)
+        own, why = state_of(run)
         planned = read_config(run).get("train", {}).get("epochs")
-        key = metric or watched_metric(run)
+        key, mode = (metric, "max") if metric else own_metric(run)
         values = [(r.epoch, r.metric(key)) for r in run.epochs]
         scored = [(v, e) for e, v in values if v is not None]
-        best = max(scored, key=lambda ve: ve[0], default=None)
+        pick = min if mode == "min" else max  # a watched loss: its best is its least
+        best = pick(scored, key=lambda ve: ve[0], default=None)
         last = values[-1][1] if values else None
-        energy = energy_of(run) if run.epochs else None
+        shown = (lambda v: f"{v:.4g}") if mode == "min" else (lambda v: f"{v * 100:.1f}%")
+        energy = energy_of(run, crashed=own is RunState.INCOMPLETE) if run.epochs else None
         kwh = energy.total_kwh if energy else None
         estimated |= bool(energy and energy.estimated)
         summary = run.summary
@@ -89,8 +84,8 @@ def status_table(run_dirs: Sequence[str | Path], metric: str | None = None) -> T
         mark = "~" if energy and energy.estimated else ""
         t.add([str(path), state,
                f"{len(run.epochs)}/{planned}" if planned else str(len(run.epochs)), key,
-               f"{best[0] * 100:.1f}% @{best[1]}" if best else "-",
-               f"{last * 100:.1f}%" if last is not None else "-",
+               f"{shown(best[0])} @{best[1]}" if best else "-",
+               shown(last) if last is not None else "-",
                f"{mark}{kwh:.{decimals_for(kwh, 2)}f}" if kwh is not None else "-",
                str(reason or "-")])
     if estimated:
