@@ -44,16 +44,22 @@ def test_an_epoch_is_one_whole_line_for_a_pipe():
     line = epoch_line(record(), SHAPE)
     assert isinstance(line, str) and "\n" not in line and len(line) > 120
     assert line.startswith("epoch   5 | loss 0.5000 | F1 student 0.600 teacher 0.550")
-    assert " | to epoch 100: 38 Wh, 71 min, student_f1 0.701 ± 0.012" in line
-    # 0.5 kWh budget, 2 Wh spent, 0.4 Wh an epoch: 1245 epochs; past the cap's 95.
-    assert line.endswith(" | to budget 0.5 kWh: 498 Wh left, lasts past epoch 100")
+    assert " | weak F1 teacher 0.700 | " in line  # whose weak F1 it is
+    # The energy still to spend to the cap, not spent so far.
+    assert " | to cap (epoch 100): 38 Wh more, 71 min, student_f1 0.701 ± 0.012" in line
+    # 0.5 kWh budget, 2 Wh spent, 0.4 Wh an epoch: 1245 epochs; past the cap's 95. In kWh
+    # throughout, as the budget is given and as its stop reason says it.
+    assert line.endswith(" | to budget 0.5 kWh: 0.498 kWh left, lasts past epoch 100")
 
 
 def test_forecast_to_the_budget_counts_epochs_and_time():
     r = record(cumulative_kwh=0.4)  # 0.1 kWh left at 0.4 Wh an epoch: 250 epochs > 95 left
     assert epoch_line(r, SHAPE).endswith("lasts past epoch 100")
     r = record(cumulative_kwh=0.49)  # 0.01 kWh left: 25 epochs of 45 s
-    assert epoch_line(r, SHAPE).endswith(" | to budget 0.5 kWh: 10 Wh left, 25 epochs, 19 min")
+    assert epoch_line(r, SHAPE).endswith(" | to budget 0.5 kWh: 0.01 kWh left, 25 epochs, "
+                                         "19 min")
+    r = record(cumulative_kwh=0.4994)  # 0.6 Wh left: one epoch
+    assert epoch_line(r, SHAPE).endswith(" | to budget 0.5 kWh: 0.0006 kWh left, 1 epoch, 45 s")
     assert epoch_line(record(cumulative_kwh=0.5), SHAPE).endswith("to budget 0.5 kWh: spent")
     # After epoch 1 already; none without a budget or at the cap.
     first = record(epoch=1, cumulative_kwh=0.0004)
@@ -80,10 +86,13 @@ def test_every_message_fits_a_terminal_of_that_width(width):
         lines = fit(m, width)
         assert all(len(x) <= width for x in lines), lines
         assert all(x == x.rstrip() for x in lines)
-    # The epoch: three lines at 80 columns (the compact layout), its numbers all there.
+    # The epoch: four lines at 80 columns (the compact layout), its numbers all there.
     at80 = fit(epoch_line(record(), SHAPE), 80)
-    assert len(at80) == 3 and at80[1].startswith("  ") and at80[2].startswith("  ")
-    assert "F1 s/t 0.600/0.550, weak 0.700" in at80[0] and "0.400 Wh, cum 2.00 Wh" in at80[1]
+    assert len(at80) == 4 and all(x.startswith("  ") for x in at80[1:])
+    assert "F1 s/t 0.600/0.550, teacher weak 0.700" in at80[0]
+    assert "0.400 Wh, cum 2.00 Wh" in at80[1]
+    assert at80[2].startswith("  to cap 100: 38 Wh more, 71 min")
+    assert at80[3] == "  budget 0.5 kWh: 0.498 kWh left, lasts past epoch 100"
     # Whole when it fits.
     assert fit(Line(["a", "b"]), 80) == ["a | b"]
 
