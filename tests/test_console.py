@@ -175,3 +175,52 @@ def test_a_tick_costs_well_under_a_microsecond_or_two():
     per_tick_us = live_s / n * 1e6
     print(f"tick: {per_tick_us:.2f} us (live bar), {null_s / n * 1e6:.3f} us (no bar)")
     assert per_tick_us < 20  # a training step takes milliseconds to seconds
+
+
+def _shown(view: LiveView) -> str:
+    return ANSI.sub("", view.console.file.getvalue())
+
+
+def test_the_figures_move_between_steps():
+    """rich's refresh redraws the rate, the ETA and the energy from the clock: a long
+    step does not freeze them."""
+    view = LiveView(Console(file=io.StringIO(), width=120, force_terminal=True),
+                    refresh_per_second=50)
+    with view.bar("epoch 2", 10, "steps", clips_per_unit=8, power_w=36_000.0) as bar:
+        bar.tick()
+        time.sleep(0.4)  # one long step: no tick
+    energies = set(re.findall(r"~(\d+\.\d\d) Wh", _shown(view)))
+    etas = set(re.findall(r"ETA (\d+:\d\d)", _shown(view)))
+    assert len(energies) >= 5 and len(etas) >= 2, (energies, etas)
+
+
+def test_validation_has_a_bar_of_its_clips(one_torch_thread):
+    import numpy as np
+    import torch
+
+    from greensed import config as C
+    from greensed.metrics.events import Events
+    from greensed.model.crnn import CRNN
+    from greensed.train.validate import validate, validation_clips
+
+    n = 3
+    val = {"mels": torch.rand(n, 626, 128), "strong": torch.zeros(n, 10, 156),
+           "weak": np.zeros((n, 10), np.uint8), "events": Events.from_tuples([])}
+    seen: list[int] = []
+    validate(CRNN(), CRNN(), val, C.RunConfig(), seen.append)
+    assert sum(seen) == validation_clips(val) == 2 * n
+
+    view = LiveView(Console(file=io.StringIO(), width=120, force_terminal=True),
+                    refresh_per_second=50)
+    with epoch_bar(view, 3, 4, 8, [record(epoch=2)]) as bar:
+        bar.tick(4)
+        time.sleep(0.1)
+        tick = bar.validating(640)
+        for _ in range(10):
+            tick(64)
+            time.sleep(0.03)
+    shown = _shown(view)
+    assert "4/4 steps | validating" in shown
+    assert re.search(r"epoch 3 .* validating \d+/640 clips \| [\d.]+ clips/s \| ETA \d:\d\d "
+                     r"\| ~[\d.]+ Wh ~32 W", shown), shown[-400:]
+    assert NULL_BAR.validating(640) == NULL_BAR.tick

@@ -40,7 +40,8 @@ def _summary(**kw) -> Summary:
 
 def test_closing_names_the_commands_to_run_next():
     rows = closing(_summary(), Path("runs/my run")).split("\n")
-    assert rows[-1] == "next: greensed evaluate 'runs/my run' | greensed report 'runs/my run'"
+    assert rows[-2:] == ["next: greensed evaluate 'runs/my run'",
+                         "then: greensed report 'runs/my run'"]
     # Nothing to evaluate without a best epoch, nor after a failure.
     assert "next:" not in closing(_summary(best_epoch=None), Path("runs/x"))
     assert "next:" not in closing(_summary(status=RunStatus.FAILED, stop_reason="boom"),

@@ -234,12 +234,13 @@ def closing(s: Summary, run_dir: Path, *, ranks: int = 1) -> Line:
         reason = reason.removesuffix(RESUME_HINT)
         then = [f"resume with: greensed train --resume {run}{nproc}"]
     elif s.best_epoch and s.status is not RunStatus.FAILED:
-        then = [f"next: greensed evaluate {run}", f"greensed report {run}"]
+        # One command a row: " | " between them would read as a shell pipe.
+        then = [f"next: greensed evaluate {run}", f"then: greensed report {run}"]
     else:
         then = []
     rows = [[f"stopped after {count(s.epochs, 'epoch')}: {reason}"],
             [f"energy {energy} in {s.total_s or 0:.0f} s", *co2, best, f"run log {run_dir}"]]
-    return Line(*rows, *([then] if then else []))
+    return Line(*rows, *([c] for c in then))
 
 
 def co2_text(kg: float) -> str:
