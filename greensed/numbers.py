@@ -16,3 +16,8 @@ def finite_float(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def count(n: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``: a count with its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -44,16 +44,22 @@ def test_an_epoch_is_one_whole_line_for_a_pipe():
     line = epoch_line(record(), SHAPE)
     assert isinstance(line, str) and "\n" not in line and len(line) > 120
     assert line.startswith("epoch   5 | loss 0.5000 | F1 student 0.600 teacher 0.550")
-    assert " | to epoch 100: 38 Wh, 71 min, student_f1 0.701 ± 0.012" in line
-    # 0.5 kWh budget, 2 Wh spent, 0.4 Wh an epoch: 1245 epochs; past the cap's 95.
-    assert line.endswith(" | to budget 0.5 kWh: 498 Wh left, lasts past epoch 100")
+    assert " | weak F1 teacher 0.700 | " in line  # whose weak F1 it is
+    # The energy still to spend to the cap, not spent so far.
+    assert " | to cap (epoch 100): 38 Wh more, 71 min, student_f1 0.701 ± 0.012" in line
+    # 0.5 kWh budget, 2 Wh spent, 0.4 Wh an epoch: 1245 epochs; past the cap's 95. In kWh
+    # throughout, as the budget is given and as its stop reason says it.
+    assert line.endswith(" | to budget 0.5 kWh: 0.498 kWh left, lasts past epoch 100")
 
 
 def test_forecast_to_the_budget_counts_epochs_and_time():
     r = record(cumulative_kwh=0.4)  # 0.1 kWh left at 0.4 Wh an epoch: 250 epochs > 95 left
     assert epoch_line(r, SHAPE).endswith("lasts past epoch 100")
     r = record(cumulative_kwh=0.49)  # 0.01 kWh left: 25 epochs of 45 s
-    assert epoch_line(r, SHAPE).endswith(" | to budget 0.5 kWh: 10 Wh left, 25 epochs, 19 min")
+    assert epoch_line(r, SHAPE).endswith(" | to budget 0.5 kWh: 0.01 kWh left, 25 epochs, "
+                                         "19 min")
+    r = record(cumulative_kwh=0.4994)  # 0.6 Wh left: one epoch
+    assert epoch_line(r, SHAPE).endswith(" | to budget 0.5 kWh: 0.0006 kWh left, 1 epoch, 45 s")
     assert epoch_line(record(cumulative_kwh=0.5), SHAPE).endswith("to budget 0.5 kWh: spent")
     # After epoch 1 already; none without a budget or at the cap.
     first = record(epoch=1, cumulative_kwh=0.0004)
@@ -80,10 +86,13 @@ def test_every_message_fits_a_terminal_of_that_width(width):
         lines = fit(m, width)
         assert all(len(x) <= width for x in lines), lines
         assert all(x == x.rstrip() for x in lines)
-    # The epoch: three lines at 80 columns (the compact layout), its numbers all there.
+    # The epoch: four lines at 80 columns (the compact layout), its numbers all there.
     at80 = fit(epoch_line(record(), SHAPE), 80)
-    assert len(at80) == 3 and at80[1].startswith("  ") and at80[2].startswith("  ")
-    assert "F1 s/t 0.600/0.550, weak 0.700" in at80[0] and "0.400 Wh, cum 2.00 Wh" in at80[1]
+    assert len(at80) == 4 and all(x.startswith("  ") for x in at80[1:])
+    assert "F1 s/t 0.600/0.550, teacher weak 0.700" in at80[0]
+    assert "0.400 Wh, cum 2.00 Wh" in at80[1]
+    assert at80[2].startswith("  to cap 100: 38 Wh more, 71 min")
+    assert at80[3] == "  budget 0.5 kWh: 0.498 kWh left, lasts past epoch 100"
     # Whole when it fits.
     assert fit(Line(["a", "b"]), 80) == ["a | b"]
 
@@ -166,3 +175,52 @@ def test_a_tick_costs_well_under_a_microsecond_or_two():
     per_tick_us = live_s / n * 1e6
     print(f"tick: {per_tick_us:.2f} us (live bar), {null_s / n * 1e6:.3f} us (no bar)")
     assert per_tick_us < 20  # a training step takes milliseconds to seconds
+
+
+def _shown(view: LiveView) -> str:
+    return ANSI.sub("", view.console.file.getvalue())
+
+
+def test_the_figures_move_between_steps():
+    """rich's refresh redraws the rate, the ETA and the energy from the clock: a long
+    step does not freeze them."""
+    view = LiveView(Console(file=io.StringIO(), width=120, force_terminal=True),
+                    refresh_per_second=50)
+    with view.bar("epoch 2", 10, "steps", clips_per_unit=8, power_w=36_000.0) as bar:
+        bar.tick()
+        time.sleep(0.4)  # one long step: no tick
+    energies = set(re.findall(r"~(\d+\.\d\d) Wh", _shown(view)))
+    etas = set(re.findall(r"ETA (\d+:\d\d)", _shown(view)))
+    assert len(energies) >= 5 and len(etas) >= 2, (energies, etas)
+
+
+def test_validation_has_a_bar_of_its_clips(one_torch_thread):
+    import numpy as np
+    import torch
+
+    from greensed import config as C
+    from greensed.metrics.events import Events
+    from greensed.model.crnn import CRNN
+    from greensed.train.validate import validate, validation_clips
+
+    n = 3
+    val = {"mels": torch.rand(n, 626, 128), "strong": torch.zeros(n, 10, 156),
+           "weak": np.zeros((n, 10), np.uint8), "events": Events.from_tuples([])}
+    seen: list[int] = []
+    validate(CRNN(), CRNN(), val, C.RunConfig(), seen.append)
+    assert sum(seen) == validation_clips(val) == 2 * n
+
+    view = LiveView(Console(file=io.StringIO(), width=120, force_terminal=True),
+                    refresh_per_second=50)
+    with epoch_bar(view, 3, 4, 8, [record(epoch=2)]) as bar:
+        bar.tick(4)
+        time.sleep(0.1)
+        tick = bar.validating(640)
+        for _ in range(10):
+            tick(64)
+            time.sleep(0.03)
+    shown = _shown(view)
+    assert "4/4 steps | validating" in shown
+    assert re.search(r"epoch 3 .* validating \d+/640 clips \| [\d.]+ clips/s \| ETA \d:\d\d "
+                     r"\| ~[\d.]+ Wh ~32 W", shown), shown[-400:]
+    assert NULL_BAR.validating(640) == NULL_BAR.tick

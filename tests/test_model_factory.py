@@ -127,7 +127,8 @@ def test_factory_gets_n_classes_and_n_mels_only_when_it_takes_them(fake_models):
 
 @pytest.mark.parametrize(("model", "message"), [
     ({"factory": "no_colon"}, "expected 'package.module:function'"),
-    ({"factory": "no_such_module_xyz:f"}, "cannot import module 'no_such_module_xyz'"),
+    ({"factory": "no_such_module_xyz:f"}, "no module 'no_such_module_xyz' in the current "
+                                          "folder"),
     ({"factory": "fake_models:missing"}, "has no attribute 'missing'"),
     ({"factory": "fake_models:VALUE"}, "'VALUE' is a int, not callable"),
     ({"factory": "fake_models:not_a_module"}, "returned a str, not a torch.nn.Module"),
@@ -194,3 +195,66 @@ def test_recipe_with_a_model_factory_trains_end_to_end_and_report_reads_it(
     rows = (out / "runs.csv").read_text().splitlines()
     assert len(rows) == 2 and str(run) in rows[1]
     assert json.loads((run / "summary.json").read_text())["recipe"] == "small-crnn"
+
+
+
+# --- a model module of the user's own, beside the recipe or in the current folder ---
+
+MODULE = """
+from greensed.model.examples import small_crnn
+
+def build(n_classes, n_mels):
+    return small_crnn(n_classes=n_classes, n_mels=n_mels)
+"""
+
+
+@pytest.fixture
+def own_module(tmp_path, monkeypatch):
+    """A folder holding ``ux_model_<test>.py``; sys.path and sys.modules restored after."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    name = f"ux_model_{len(sys.modules)}_{tmp_path.name}".replace("-", "_")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(MODULE)
+    yield folder, name
+    sys.modules.pop(name, None)
+
+
+def test_a_module_in_the_current_folder_is_found_as_python_m_finds_it(own_module,
+                                                                        monkeypatch):
+    folder, name = own_module
+    monkeypatch.chdir(folder)
+    assert str(folder) not in sys.path  # the `greensed` command's path lacks it
+    assert callable(resolve_factory(f"{name}:build"))
+
+
+def test_a_module_beside_the_recipe_is_found(own_module, tmp_path, monkeypatch):
+    from greensed.cli.train import _model_folder
+
+    folder, name = own_module
+    monkeypatch.chdir(tmp_path)  # elsewhere
+    recipe = folder / "r.toml"
+    recipe.write_text(f'[model]\nfactory = "{name}:build"\n')
+    _model_folder(C.load_recipe(recipe), recipe)
+    assert callable(resolve_factory(f"{name}:build"))
+
+
+def test_a_module_found_nowhere_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        resolve_factory("mymodel_nowhere:build")
+    assert str(exc.value) == (
+        f"[model] factory = 'mymodel_nowhere:build': no module 'mymodel_nowhere' in the "
+        f"current folder ({tmp_path}), the recipe's folder or the Python path; put "
+        "mymodel_nowhere.py (or the package mymodel_nowhere/) in one of them, pip install "
+        "it, or add its folder to PYTHONPATH")
+
+
+def test_a_module_that_imports_a_missing_one_names_that_one(own_module, monkeypatch):
+    folder, name = own_module
+    (folder / f"{name}.py").write_text("import not_installed_dep_xyz\n")
+    monkeypatch.chdir(folder)
+    with pytest.raises(ConfigError, match=f"cannot import module '{name}' \\(No module "
+                                          "named 'not_installed_dep_xyz'\\)"):
+        resolve_factory(f"{name}:build")

@@ -148,7 +148,8 @@ def test_sighup_stops_cleanly_and_resumably(tiny_dataset, cache, tmp_path, monke
     proc = park_and_signal(train_args(tiny_dataset, cache, run, 3), "step:2", signal.SIGHUP,
                            tmp_path / "parked")
     out, _ = proc.communicate(timeout=180)
-    assert proc.returncode == 130 and "interrupted by SIGHUP; resume with --resume" in out
+    assert proc.returncode == 130 and ": interrupted by SIGHUP\n" in out
+    assert f"resume with: greensed train --resume {run}\n" in out
     s = RunDir(run).read_summary()
     assert s.status is RunStatus.INTERRUPTED and s.epochs == 1
     assert cli(monkeypatch, capsys, "train", "--resume", run)[0] == 0

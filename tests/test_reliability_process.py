@@ -57,7 +57,9 @@ def test_sigterm_stops_cleanly_and_resume_completes(tiny_dataset, cache, tmp_pat
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err
-    assert "interrupted by SIGTERM; resume with --resume" in out
+    assert ": interrupted by SIGTERM\n" in out and f"greensed train --resume {run}\n" in out
+    # Acknowledged at once, on stderr, as the signal arrived.
+    assert "SIGTERM received: stopping after the current step" in err
     s = d.read_summary()
     assert s.status is RunStatus.INTERRUPTED and s.stop_policy == "interrupted"
     records = check_energy_ledger(run, s)

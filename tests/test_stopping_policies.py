@@ -276,3 +276,12 @@ def test_plateau_gain_of_exactly_min_delta_is_not_an_improvement_despite_roundin
     assert exact == []
     more = [a for a in starts if p.decide(history([a, round(a + 0.021, 3)])).stop]
     assert more == []  # a gain above min_delta is an improvement
+
+
+def test_a_one_epoch_wait_reads_singular():
+    from greensed.stopping.policies import Plateau
+
+    hist = [EpochRecord(epoch=i + 1, metrics={"teacher_f1": v}) for i, v in
+            enumerate([0.5, 0.4])]
+    d = Plateau(metric="teacher_f1", patience=1).decide(hist)
+    assert d.stop and " for 1 epoch (best " in d.reason

@@ -80,12 +80,15 @@ def test_no_line_wraps_in_a_terminal(cols, tiny_dataset, tmp_path):
     assert not too_wide, too_wide
     assert "\x1b[" in raw  # a live display (the bars) ran
     assert any(s.startswith("features strong ") for s in shown)  # the extraction bar
-    assert any(s.startswith("epoch 1 ") and "1/1 steps" in s for s in shown)  # an epoch's
+    # An epoch's bar: its step (a refresh may fall in validation only: 1 short step).
+    assert any(s.startswith("epoch 1 ") and ("/1 steps" in s or " clips |" in s)
+               for s in shown)
     for epoch in (1, 2, 3):  # each epoch's line, in the compact layout at these widths
         assert any(s.startswith(f"epoch {epoch} | loss ") for s in shown), shown
     assert any(s.startswith("stop plateau:patience=5,") and "+ budget:kwh=0.5 | cap 3 epochs"
                in s for s in shown)
-    assert any("budget 0.5 kWh: 500 Wh left, lasts past epoch 3" in s for s in shown)
+    assert any("budget 0.5 kWh: 0.5 kWh left, lasts past epoch 3" in s for s in shown)
+    assert any(re.search(r"^epoch 2 .* validating \d+/\d+ clips", s) for s in shown)
 
 
 def test_piped_every_epoch_is_one_line_and_views_are_written(tiny_dataset, tmp_path):
@@ -102,7 +105,8 @@ def test_piped_every_epoch_is_one_line_and_views_are_written(tiny_dataset, tmp_p
     assert all(ln == ln.rstrip() for ln in lines)
     epochs = [ln for ln in lines if ln.startswith("epoch ")]
     assert len(epochs) == 3 and all(" Wh (cum " in ln for ln in epochs)
-    assert " | to epoch 3: " in epochs[0] and " | to budget 0.5 kWh: " in epochs[0]
+    assert " | to cap (epoch 3): " in epochs[0] and " | to budget 0.5 kWh: " in epochs[0]
+    assert f"next: greensed evaluate {run}" in lines and f"then: greensed report {run}" in lines
     closing = next(ln for ln in lines if ln.startswith("energy "))
     assert "g CO2eq at 300 g/kWh (given: 300 g/kWh)" in closing
 

@@ -2,11 +2,63 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-app = typer.Typer(
+# `greensed -h` lists the commands in the order a user meets them; any other follows.
+ORDER = ("train", "status", "evaluate", "report", "replay", "dcase", "reproduce",
+         "bench-policies", "synth", "meters")
+
+
+def _argument_name(param: TyperArgument) -> str:
+    """``RUN_DIR``, ``RUN_DIR...`` (several), ``[NAME]`` (optional): the metavar as
+    written, without typer's ``{}`` and ``<list[str]>``."""
+    name = param.display_name_raw + ("..." if param.nargs != 1 else "")
+    return name if param.required else f"[{name}]"
+
+
+class Command(TyperCommand):
+    """A command whose usage line and argument list show the arguments by metavar only."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            pieces += ([_argument_name(param)] if isinstance(param, TyperArgument)
+                       else param.get_usage_pieces(ctx))
+        return pieces
+
+    def format_options(self, ctx: typer.Context, formatter: Any) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                args.append((_argument_name(param).strip("[]"), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class Group(TyperGroup):
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
+
+
+class _Typer(typer.Typer):
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None,
+                **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+app = _Typer(
+    cls=Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

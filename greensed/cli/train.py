@@ -19,7 +19,7 @@ from greensed.cli.options import (
     stop_options,
 )
 from greensed.errors import GreensedError
-from greensed.recipes import RECIPES_DIR, recipe_path
+from greensed.recipes import RECIPES_DIR, recipe_name, recipe_path
 from greensed.stopping.params import DEFAULT_METRIC
 
 # --- data commands (synth) ---------------------------------------------------
@@ -144,6 +144,7 @@ def train(
         cfg = C.from_toml_text(text, str(d.config))
         if recipe is not None:
             cfg = C.load_recipe(_recipe(recipe), cfg)
+            _model_folder(cfg, _recipe(recipe))
         run_dir = resume
         # The run keeps the recipe name it started with (the summary, else the launcher's).
         before = d.read_summary()
@@ -152,7 +153,8 @@ def train(
     else:
         path = _recipe(recipe) if recipe else DEFAULT_RECIPE
         cfg = C.load_recipe(path)
-        name = path.stem
+        name = recipe_name(path)
+        _model_folder(cfg, path)
     cfg = C.override(cfg, _train_flags(
         data=data, epochs=epochs, batch_size=batch_size, seed=seed, device=device, meter=meter,
         skip_bad_audio=skip_bad_audio, max_steps_per_epoch=max_steps_per_epoch,
@@ -172,6 +174,14 @@ def train(
         raise typer.Exit(1)
     if result.summary.status is RunStatus.INTERRUPTED:
         raise typer.Exit(130)
+
+
+def _model_folder(cfg: Any, recipe: Path) -> None:
+    """A recipe's own model module may sit beside it (``factory = "mymodel:build"``)."""
+    if cfg.model.factory:
+        from greensed.model.factory import search_folder
+
+        search_folder(recipe.parent)
 
 
 def console_view() -> Any:

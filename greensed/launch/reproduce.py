@@ -12,6 +12,7 @@ from greensed.launch.local import run_parallel, run_sequential
 from greensed.launch.outcome import CellOutcome, Progress, Reporter
 from greensed.launch.plan import CellPlan, Resources, plan_grid
 from greensed.launch.slurm import run_slurm
+from greensed.numbers import count
 
 LAUNCHERS = ("local", "slurm")
 
@@ -45,7 +46,8 @@ def reproduce(grid_path: str | Path, *, out: str | Path | None = None, data: str
     plans = plan_grid(grid, out_dir, data=data, epochs=epochs, meter=meter)
     result = ReproduceResult(out_dir, plans)
     todo = [p for p in plans if p.action != "skip"]
-    report(f"grid {grid.name}: {len(plans)} cells -> {out_dir} | {len(plans) - len(todo)} "
+    report(f"grid {grid.name}: {count(len(plans), 'cell')} -> {out_dir} | "
+           f"{len(plans) - len(todo)} "
            f"finished, {sum(p.action == 'resume' for p in todo)} to resume, "
            f"{sum(p.action == 'start' for p in todo)} to start | launcher {launcher}"
            + (f", {res.max_parallel} at a time" if res.max_parallel else ""))

@@ -19,7 +19,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -40,10 +43,7 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
     if not sep or not module_name.strip() or not attr.strip():
         raise ConfigError(f"{where}: expected 'package.module:function', e.g. "
                           "'greensed.model.examples:small_crnn'")
-    try:
-        obj: Any = importlib.import_module(module_name.strip())
-    except ImportError as exc:
-        raise ConfigError(f"{where}: cannot import module {module_name!r} ({exc})") from None
+    obj: Any = _import(module_name.strip(), where)
     for part in attr.strip().split("."):
         if not hasattr(obj, part):
             raise ConfigError(f"{where}: module {module_name!r} has no attribute {attr!r}")
@@ -51,6 +51,44 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
     if not callable(obj):
         raise ConfigError(f"{where}: {attr!r} is a {type(obj).__name__}, not callable")
     return obj
+
+
+def search_folder(folder: str | Path) -> None:
+    """Let a factory's module be found in ``folder`` (a recipe's), as in the current one."""
+    path = str(Path(folder).expanduser().resolve())
+    if path not in sys.path:
+        sys.path.append(path)  # after the installed packages: it never shadows one
+
+
+def _import(module_name: str, where: str) -> ModuleType:
+    """The module, found on the Python path or else in the current folder, as `python -m`
+    would find it (the `greensed` command does not put that folder on the path)."""
+    try:
+        return _import_or_none(module_name, where)
+    except ModuleNotFoundError:
+        search_folder(Path.cwd())
+        importlib.invalidate_caches()  # a module written since the last look
+    try:
+        return _import_or_none(module_name, where)
+    except ModuleNotFoundError:
+        top = module_name.split(".")[0]
+        raise ConfigError(
+            f"{where}: no module {top!r} in the current folder ({Path.cwd()}), the "
+            f"recipe's folder or the Python path; put {top}.py (or the package {top}/) in "
+            "one of them, pip install it, or add its folder to PYTHONPATH") from None
+
+
+def _import_or_none(module_name: str, where: str) -> ModuleType:
+    """The module; ModuleNotFoundError where its top package is not found, and every other
+    failure (a module that imports a missing one, an error in it) one ConfigError."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name.split(".")[0]:
+            raise
+        raise ConfigError(f"{where}: cannot import module {module_name!r} ({exc})") from None
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import module {module_name!r} ({exc})") from None
 
 
 def _arguments(fn: Callable[..., Any], cfg: RunConfig, n_classes: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ checkout.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from greensed.errors import ConfigError
@@ -30,3 +31,21 @@ def recipe_path(name: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{name}: no such shipped recipe (have: {', '.join(shipped_recipes())})")
     return path
+
+
+def recipe_name(path: str | Path) -> str:
+    """The name a run of the recipe at ``path`` records (summary.json ``recipe``, the
+    default run directory's name) and the launcher files its cells under: its
+    ``[recipe] name``, else the file's stem. A name that cannot name a folder is one
+    ConfigError line. (The rest of ``[recipe]`` is free-form metadata.)"""
+    path = Path(path)
+    try:
+        meta = tomllib.loads(path.read_text(encoding="utf-8")).get("recipe", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return path.stem  # the config loader reports what is wrong with the file
+    name = meta.get("name", path.stem) if isinstance(meta, dict) else path.stem
+    if not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name \
+            or name.startswith("."):
+        raise ConfigError(f"{path} [recipe]: name = {name!r} must be a folder-safe "
+                          "name (not empty, no slashes), e.g. \"my-recipe\"")
+    return name

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from greensed.errors import ConfigError
 from greensed.fields import PositiveInt, check_fields
+from greensed.numbers import count
 from greensed.stopping.base import (
     CONTINUE,
     Decision,
@@ -94,7 +95,7 @@ class Plateau(Watched, PlateauParams):
         return Decision(
             True,
             self.name,
-            f"plateau: {self.metric} did not improve{by} for {wait} epochs "
+            f"plateau: {self.metric} did not improve{by} for {count(wait, 'epoch')} "
             f"(best {fmt(best)}{where}{also})",
         )
 
@@ -225,7 +226,8 @@ class Marginal(Watched, MarginalParams):
         return Decision(
             True,
             self.name,
-            f"marginal: {self.metric} gained {fmt(gain)} over the last {self.window} epochs "
+            f"marginal: {self.metric} gained {fmt(gain)} over the last "
+            f"{count(self.window, 'epoch')} "
             f"for {fmt(spent)} kWh ({fmt(rate)} per kWh < {fmt(self.min_f1_per_kwh)})",
         )
 

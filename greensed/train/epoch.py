@@ -24,7 +24,7 @@ from greensed.train.group import NONFINITE_CHECK_STEPS
 from greensed.train.outcome import Cut, Diverged, EpochOutcome, Finished
 from greensed.train.session import Session
 from greensed.train.step import optimize
-from greensed.train.validate import validate
+from greensed.train.validate import validate, validation_clips
 from greensed.train.writer import Beat
 
 
@@ -63,7 +63,8 @@ def run_epoch(s: Session, epoch: int) -> EpochOutcome:
         t1 = time.monotonic()
         for model in (st.student, st.teacher):  # BatchNorm statistics of every shard
             g.average_buffers(model)
-        metrics = g.from_main(lambda: validate(st.student, st.teacher, s.val, s.cfg))
+        metrics = g.from_main(lambda: validate(st.student, st.teacher, s.val, s.cfg,
+                                               bar.validating(validation_clips(s.val))))
         val_s = time.monotonic() - t1
         reading = window.end()
 

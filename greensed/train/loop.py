@@ -121,7 +121,7 @@ def _run(group: G.Group, device: torch.device, policy: Policy, shares: tuple[int
             raise
         finally:
             summary = _finish(s, end)
-        s.report(closing(summary, s.run.root))
+        s.report(closing(summary, s.run.root, ranks=s.shape.world_size))
         return TrainResult(s.run.root, summary, s.history, s.state.model_sha256())
 
 

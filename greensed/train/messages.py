@@ -9,6 +9,7 @@ fits, else a compact form of its segments packed into lines of that width.
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from typing import Any
 
 from greensed import config as C
 from greensed.energy.carbon import CarbonIntensity
-from greensed.runlog import EpochRecord, Summary
+from greensed.numbers import count
+from greensed.runlog import EpochRecord, RunStatus, Summary
 from greensed.stopping import describe
+from greensed.train.outcome import RESUME_HINT
 
 INDENT = "  "  # continuation lines of a message laid out in a narrow terminal
 
@@ -126,19 +129,21 @@ def banner(shape: RunShape, *, resume_at: int | None) -> Line:
     clips = f"{s.sizes[0]}/{s.sizes[1]}/{s.sizes[2]}/{s.n_validation}{held}"
     ranks = ([f"{s.world_size} ranks, {s.batch_size // s.world_size} clips each per step"]
              if s.world_size > 1 else [])
+    shares = "/".join(map(str, s.shares))  # clips of each kind in one step
     head = [f"greensed: {verb} -> {s.run_dir}", f"protocol {s.protocol}",
             f"device {s.device}", f"meter {s.meter}",
-            f"batch {s.batch_size} {s.shares}", f"clips strong/weak/unlabelled/val {clips}",
+            f"batch {s.batch_size} (strong/weak/unlabelled {shares})",
+            f"clips strong/weak/unlabelled/val {clips}",
             f"{s.steps_per_epoch} steps/epoch", *ranks]
     short = [f"greensed: {verb} -> {s.run_dir}", f"protocol {s.protocol}",
              f"{s.device}, meter {s.meter}",
-             f"batch {s.batch_size} {s.shares}", f"clips s/w/u/val {clips}",
+             f"batch {s.batch_size} (s/w/u {shares})", f"clips s/w/u/val {clips}",
              f"{s.steps_per_epoch} steps/epoch", *ranks]
     if not s.stop and s.max_epochs is None:
         return Line(head, compact=[short])
     watch = f"on {s.metric} ({s.mode})" if s.metric else ""
     stop = [f"stop {s.stop or 'max-epochs'}",
-            f"cap {s.max_epochs} epochs" if s.max_epochs else "", watch,
+            f"cap {count(s.max_epochs, 'epoch')}" if s.max_epochs else "", watch,
             f"CO2 at {s.carbon}" if s.carbon else ""]
     stop = [p for p in stop if p]
     return Line(head, stop, compact=[short, stop])
@@ -159,10 +164,10 @@ def epoch_line(r: EpochRecord, shape: RunShape) -> Line:
     ahead = [p for p in (_to_cap(r), _to_budget(r, shape.budget_kwh)) if p]
     full = [f"epoch {r.epoch:3d}", f"loss {_f(r.loss.total)}",
             f"F1 student {_f(m('student_f1'), 3)} teacher {_f(m('teacher_f1'), 3)}",
-            f"weak F1 {_f(m('teacher_weak_f1'), 3)}", *objective,
+            f"weak F1 teacher {_f(m('teacher_weak_f1'), 3)}", *objective,
             f"{times} ({clips_s:.1f} clips/s)", energy, *ahead]
     short = [f"epoch {r.epoch}", f"loss {_f(r.loss.total)}",
-             f"F1 s/t {_f(m('student_f1'), 3)}/{_f(m('teacher_f1'), 3)}, weak "
+             f"F1 s/t {_f(m('student_f1'), 3)}/{_f(m('teacher_f1'), 3)}, teacher weak "
              f"{_f(m('teacher_weak_f1'), 3)}", *objective, f"{times}, {clips_s:.1f} clips/s",
              short_energy,
              *(_to_cap(r, short=True), _to_budget(r, shape.budget_kwh, short=True))]
@@ -170,25 +175,28 @@ def epoch_line(r: EpochRecord, shape: RunShape) -> Line:
 
 
 def _to_cap(r: EpochRecord, *, short: bool = False) -> str:
-    """``to epoch 100: 38 Wh, 71 min, student_f1 0.701 ± 0.012`` from the record's
-    forecast (Carbontracker-style), or nothing at the cap or without one."""
+    """What the rest of the run to the epoch cap would take, from the record's forecast
+    (Carbontracker-style): ``to cap (epoch 100): 38 Wh more, 71 min, student_f1 0.701 ±
+    0.012``; nothing at the cap or without a forecast."""
     f = r.forecast or {}
     if not f.get("epochs_left"):
         return ""
     kwh, secs = _num(f.get("remaining_kwh")), _num(f.get("remaining_s"))
-    parts = [_wh(kwh) if kwh is not None else "energy n/a"]
+    parts = [f"{_wh(kwh)} more" if kwh is not None else "energy n/a"]
     if secs is not None:
         parts.append(_duration(secs))
     at_cap, std = _num(f.get("metric_at_cap")), _num(f.get("metric_std"))
     if at_cap is not None and std is not None:
         parts.append(f"{f.get('metric')} {at_cap:.3f}{'±' if short else ' ± '}{std:.3f}")
-    return f"{'cap' if short else 'to epoch'} {f.get('max_epochs')}: " + ", ".join(parts)
+    cap = f"to cap {f.get('max_epochs')}" if short else f"to cap (epoch {f.get('max_epochs')})"
+    return f"{cap}: " + ", ".join(parts)
 
 
 def _to_budget(r: EpochRecord, budget_kwh: float | None, *, short: bool = False) -> str:
     """The energy left in the budget, how many more epochs it allows at the recent energy
-    per epoch, and their time: ``to budget 0.5 kWh: 9.8 Wh left, 25 epochs, 19 min``
-    (nothing without a budget, or at the cap)."""
+    per epoch, and their time: ``to budget 0.5 kWh: 0.0098 kWh left, 25 epochs, 19 min``
+    (nothing without a budget, or at the cap). In kWh, as the budget is given and as the
+    budget policy's stop reason says it."""
     f = r.forecast or {}
     per_kwh, per_s = _num(f.get("energy_per_epoch_kwh")), _num(f.get("duration_per_epoch_s"))
     spent, left = _num(r.cumulative_kwh), f.get("epochs_left")
@@ -198,14 +206,16 @@ def _to_budget(r: EpochRecord, budget_kwh: float | None, *, short: bool = False)
     if spent >= budget_kwh:
         return f"{head}: spent"
     n = int((budget_kwh - spent) // per_kwh)
-    rest = f"{_wh(budget_kwh - spent)} left"
+    rest = f"{budget_kwh - spent:.3g} kWh left"
     if isinstance(left, int) and n >= left:
         return f"{head}: {rest}, lasts past epoch {f.get('max_epochs')}"
     time = f", {_duration(n * per_s)}" if per_s is not None else ""
-    return f"{head}: {rest}, {n} epoch{'' if n == 1 else 's'}{time}"
+    return f"{head}: {rest}, {count(n, 'epoch')}{time}"
 
 
-def closing(s: Summary, run_dir: Path) -> Line:
+def closing(s: Summary, run_dir: Path, *, ranks: int = 1) -> Line:
+    """How the run ended, its totals, and the command to run next: evaluate and report
+    a run that has a best epoch, resume an interrupted one (``ranks``: its processes)."""
     kwh = s.total_kwh
     energy = f"{kwh * 1000:.2f} Wh ({kwh:.5f} kWh)" if kwh is not None else "unavailable"
     at = (f"{s.best_cumulative_kwh * 1000:.2f} Wh" if s.best_cumulative_kwh is not None
@@ -217,8 +227,20 @@ def closing(s: Summary, run_dir: Path) -> Line:
     co2 = ([f"{co2_text(s.total_co2_kg)} CO2eq at {s.carbon_intensity_g_per_kwh:.4g} g/kWh "
             f"({s.carbon_source})"]
            if s.total_co2_kg is not None and s.carbon_intensity_g_per_kwh is not None else [])
-    return Line([f"stopped after {s.epochs} epochs: {s.stop_reason}"],
-                [f"energy {energy} in {s.total_s or 0:.0f} s", *co2, best, f"run log {run_dir}"])
+    run = shlex.quote(str(run_dir))
+    reason = s.stop_reason
+    if s.status is RunStatus.INTERRUPTED:
+        nproc = f" --nproc {ranks}" if ranks > 1 else ""
+        reason = reason.removesuffix(RESUME_HINT)
+        then = [f"resume with: greensed train --resume {run}{nproc}"]
+    elif s.best_epoch and s.status is not RunStatus.FAILED:
+        # One command a row: " | " between them would read as a shell pipe.
+        then = [f"next: greensed evaluate {run}", f"then: greensed report {run}"]
+    else:
+        then = []
+    rows = [[f"stopped after {count(s.epochs, 'epoch')}: {reason}"],
+            [f"energy {energy} in {s.total_s or 0:.0f} s", *co2, best, f"run log {run_dir}"]]
+    return Line(*rows, *([c] for c in then))
 
 
 def co2_text(kg: float) -> str:

@@ -10,6 +10,10 @@ from greensed.energy import Reading
 from greensed.runlog import EpochRecord, RunStatus
 from greensed.stopping import Decision
 
+# The end of an interrupted run's stop reason (summary.json); the console's closing
+# lines print the whole command instead (greensed.train.messages.closing).
+RESUME_HINT = "; resume with --resume"
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -57,7 +61,7 @@ class RunEnd:
     @classmethod
     def interrupted(cls, signum: int) -> RunEnd:
         return cls(RunStatus.INTERRUPTED, RunStatus.INTERRUPTED.value,
-                   f"interrupted by {signal.Signals(signum).name}; resume with --resume")
+                   f"interrupted by {signal.Signals(signum).name}{RESUME_HINT}")
 
     @classmethod
     def failed(cls, error: str) -> RunEnd:

@@ -9,6 +9,7 @@ protocol also on the held-out weak clips, and the baseline's checkpoint objectiv
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,8 +45,10 @@ WEAK_THRESHOLD = 0.5
 
 @torch.inference_mode()
 def predict(model: nn.Module, mels: torch.Tensor, batch_size: int = 64,
-            precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-    """Strong [N, C, T'] and weak [N, C] probabilities (fp32), kept on the model's device."""
+            precision: str = "fp32", progress: Callable[[int], None] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strong [N, C, T'] and weak [N, C] probabilities (fp32), kept on the model's device;
+    ``progress(n)`` after each batch of n clips (queued, on a GPU)."""
     model.eval()
     strong, weak = [], []
     with autocast(mels.device, precision):
@@ -53,6 +56,8 @@ def predict(model: nn.Module, mels: torch.Tensor, batch_size: int = 64,
             s, w = model(to_model_input(mels[i:i + batch_size]))
             strong.append(s.float())
             weak.append(w.float())
+            if progress is not None:
+                progress(len(s))
     return torch.cat(strong), torch.cat(weak)
 
 
@@ -110,14 +115,22 @@ def baseline_weak_f1(probs: np.ndarray, labels: np.ndarray) -> float:
     return 0.0 if math.isnan(macro) else macro
 
 
+def validation_clips(val: dict[str, Any]) -> int:
+    """The clips validate() predicts: each model's validation and held-out clips."""
+    held = val.get("heldout")
+    return 2 * (len(val["mels"]) + (len(held["mels"]) if held is not None else 0))
+
+
 def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
-             cfg: C.RunConfig) -> dict[str, Any]:
-    """Metrics for both models; the keys are those of docs/runlog.md."""
+             cfg: C.RunConfig, progress: Callable[[int], None] | None = None
+             ) -> dict[str, Any]:
+    """Metrics for both models; the keys are those of docs/runlog.md. ``progress(n)``
+    after each batch of n clips predicted (validation_clips(val) in all)."""
     ec, precision = cfg.eval, cfg.train.precision
     durations = val.get("durations", cfg.features.clip_s)  # hand-made dicts: whole clips
     out: dict[str, Any] = {}
     for name, model in (("student", student), ("teacher", teacher)):
-        strong, weak = predict(model, val["mels"], precision=precision)
+        strong, weak = predict(model, val["mels"], precision=precision, progress=progress)
         out[f"{name}_loss_strong"] = F.binary_cross_entropy(strong, val["strong"]).item()
         det = detections(strong.float().cpu().numpy(), cfg)
         res = intersection_f1(det, val["events"], n_classes=len(CLASSES),
@@ -130,7 +143,7 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
         out[f"{name}_weak_f1"] = float(w_macro)
         held = val.get("heldout")
         if held is not None:
-            _, held_weak = predict(model, held["mels"], precision=precision)
+            _, held_weak = predict(model, held["mels"], precision=precision, progress=progress)
             out[f"{name}_weak_f1_heldout"] = baseline_weak_f1(held_weak.cpu().numpy(),
                                                               held["weak"])
     if "student_weak_f1_heldout" in out:
