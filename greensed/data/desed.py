@@ -100,7 +100,7 @@ class Subset:
     cache_key: str = ""
     cache_hit: bool = False
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (paths)
-    missing: list[str] = field(default_factory=list)  # listed in the tsv, not on disk (names)
+    missing: list[str] = field(default_factory=list)  # listed, not on disk (names; listing.py)
     # Listed in a strong tsv only with empty rows; dropped as the baseline's dropna does.
     empty_dropped: list[str] = field(default_factory=list)
     # The filename of every tsv row in file order, before anything was dropped (the
