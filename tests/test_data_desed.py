@@ -82,6 +82,25 @@ def test_missing_audio_names_tsv_line_and_file(dataset, cache_dir):
     assert "\n" not in msg
 
 
+def test_unlabelled_names_tsv_and_toml_tsv_check_the_folder(dataset, cache_dir, tmp_path):
+    folder = dataset / "audio/train/unlabelled"
+    names = sorted(p.name for p in folder.iterdir())
+    listing = dataset / "metadata/train/unlabelled.tsv"
+    listing.write_text("filename\n" + "".join(f"{n}\n" for n in names))
+    (folder / names[1]).unlink()
+    with pytest.raises(DataError, match=rf"^{listing}:3: unlabelled: 1 of 4 listed audio "
+                                        rf"files not found in {folder} \({names[1]}\)"):
+        load_dataset(dataset, FeatureConfig(), cache_dir=cache_dir)
+    tables = []
+    for subset, (audio, tsv) in synth.LAYOUT.items():
+        tsv_path = listing if subset == "unlabelled" else dataset / tsv
+        tables.append(f'[{subset}]\naudio = "{dataset / audio}"\ntsv = "{tsv_path}"\n')
+    toml = tmp_path / "map.toml"
+    toml.write_text("".join(tables))
+    with pytest.raises(DataError, match=rf"^{listing}:3: unlabelled: 1 of 4 "):
+        load_dataset(toml, FeatureConfig(), cache_dir=cache_dir)
+
+
 def test_empty_unlabelled_folder(dataset, cache_dir):
     for p in (dataset / "audio/train/unlabelled").iterdir():
         p.unlink()
@@ -98,7 +117,13 @@ def test_header_only_tsv_is_an_empty_subset(dataset, cache_dir):
 
 def test_missing_folder_and_path(dataset, cache_dir, tmp_path):
     shutil.rmtree(dataset / "audio/validation")
-    with pytest.raises(DataError, match=r"validation: audio folder not found"):
+    # A listed folder gone as a whole: each file it lists is missing, as when one is.
+    with pytest.raises(DataError, match=r"validation.tsv:2: validation: 4 of 4 listed audio "
+                                        r"files not found in .*audio/validation \(no such "
+                                        r"folder\)"):
+        load_dataset(dataset, FeatureConfig(), cache_dir=cache_dir)
+    shutil.rmtree(dataset / "audio/train/unlabelled")  # listed by nothing but its folder
+    with pytest.raises(DataError, match=r"unlabelled: audio folder not found"):
         load_dataset(dataset, FeatureConfig(), cache_dir=cache_dir)
     with pytest.raises(DataError, match=r"nowhere: dataset path not found"):
         load_dataset(tmp_path / "nowhere", FeatureConfig(), cache_dir=cache_dir)

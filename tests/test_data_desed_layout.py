@@ -293,6 +293,74 @@ def test_missing_desed_folder_names_both_candidates(desed, tmp_path):
         load_dataset(desed, FeatureConfig(), cache_dir=tmp_path / "cache")
 
 
+UNLAB_TSV = "metadata/train/unlabel_in_domain.tsv"
+UNLAB_FILES = ["Y0unlab_0.000_10.000.wav", "Y1unlab_0.000_10.000.wav"]
+FIXED = "(set skip_bad_audio, --skip-bad-audio, to train without them)"
+
+
+def _half_written_16k(desed: Path) -> str:
+    """An interrupted resample: the _16k copy holds one of the two clips."""
+    _write(desed / f"{UNLAB}_16k", UNLAB_FILES[0], 3.0, 16000, 20)
+    return (f"{desed / UNLAB}: unlabelled: 1 of 2 listed audio files not found in "
+            f"{desed / UNLAB}_16k ({UNLAB_FILES[1]})")
+
+
+def _names_tsv_lists_one_more(desed: Path) -> str:
+    """DESED's unlabel_in_domain.tsv lists a clip the folder lacks."""
+    (desed / UNLAB_TSV).write_text("filename\n" + "".join(f"{n}\n" for n in UNLAB_FILES)
+                                   + "Y2gone_0.000_10.000.wav\n")
+    return (f"{desed / UNLAB_TSV}:4: unlabelled: 1 of 3 listed audio files not found in "
+            f"{desed / UNLAB} (Y2gone_0.000_10.000.wav)")
+
+
+def _whole_folder_gone(desed: Path) -> str:
+    """Listed by DESED's unlabel_in_domain.tsv, neither folder on disk."""
+    (desed / UNLAB_TSV).write_text("filename\n" + "".join(f"{n}\n" for n in UNLAB_FILES))
+    shutil.rmtree(desed / UNLAB)
+    return (f"{desed / UNLAB_TSV}:2: unlabelled: 2 of 2 listed audio files not found in "
+            f"{desed / UNLAB}_16k (no such folder) ({', '.join(UNLAB_FILES)})")
+
+
+@pytest.mark.parametrize("damage", [_half_written_16k, _names_tsv_lists_one_more,
+                                    _whole_folder_gone])
+def test_unlabelled_files_listed_but_missing_are_the_missing_file_error(desed, tmp_path,
+                                                                        damage):
+    unlab = damage(desed)
+    with pytest.raises(DataError) as err:
+        load_dataset(desed, FeatureConfig(), cache_dir=tmp_path / "cache")
+    weak = (f"{desed / WEAK_TSV}:4: weak: 1 of 4 listed audio files not found in "
+            f"{desed / WEAK}_16k ({WEAK_MISSING})")
+    test = (f"{desed / TEST_TSV}:5: test: 1 of 4 listed audio files not found in "
+            f"{desed / TEST}_16k ({TEST_MISSING})")
+    assert str(err.value) == f"{weak}; {unlab}; {test} {FIXED}"
+
+
+def test_half_written_16k_copy_skipped_and_counted(desed, tmp_path):
+    unlab = _half_written_16k(desed)
+    lines: list[str] = []
+    ds = load_dataset(desed, FeatureConfig(), cache_dir=tmp_path / "cache", skip_bad_audio=True,
+                      progress=lines.append)
+    assert f"{unlab}: left out (skip_bad_audio)" in lines
+    assert ds.unlabelled.files == UNLAB_FILES[:1] and ds.unlabelled.missing == UNLAB_FILES[1:]
+    assert ds.left_out() == {"missing": 3, "unreadable": 0}  # weak, test and this one
+    assert str(desed / f"{UNLAB}_16k" / UNLAB_FILES[1]) in ds.missing_audio
+
+
+def test_whole_listed_folder_missing_is_the_same_error_then_an_empty_subset(desed, tmp_path):
+    for folder in (desed / WEAK, desed / f"{WEAK}_16k"):
+        shutil.rmtree(folder)
+    with pytest.raises(DataError, match=rf"^{desed / WEAK_TSV}:2: weak: 4 of 4 listed audio "
+                                        rf"files not found in {desed / WEAK}_16k \(no such "
+                                        rf"folder\) \({WEAK_FILES[0]}, "):
+        load_dataset(desed, FeatureConfig(), cache_dir=tmp_path / "cache")
+    lines: list[str] = []
+    with pytest.raises(DataError, match=r"^weak: empty subset \(every file listed in "):
+        load_dataset(desed, FeatureConfig(), cache_dir=tmp_path / "cache",
+                     skip_bad_audio=True, progress=lines.append)
+    assert any(ln.startswith(f"{desed / WEAK_TSV}:2: weak: 4 of 4 ") and
+               ln.endswith("left out (skip_bad_audio)") for ln in lines)
+
+
 # --- the weak split --------------------------------------------------------------
 
 def test_weak_split_of_1578_names_leaves_out_pandas_158():

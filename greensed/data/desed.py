@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from greensed.config import FeatureConfig, RunConfig
-from greensed.data.audio import AUDIO_SUFFIXES, check_resampler
+from greensed.data.audio import check_resampler
 from greensed.data.cache import load_or_extract
 from greensed.data.features import n_frames
 from greensed.data.labels import crop_events, encode_strong, encode_weak
@@ -35,13 +35,11 @@ from greensed.data.layout import (
     describe_layout,
     resolve_layout,
 )
+from greensed.data.listing import Listing, collect, missing_report, shown
 from greensed.data.spec import TIME_POOLING, out_frame_rate
 from greensed.data.synth import ensure_synth
-from greensed.data.tsv import read_durations_tsv, read_strong_tsv, read_weak_tsv
 from greensed.errors import ConfigError, DataError
 
-# File names a missing-file or dropped-clip report shows before "...".
-SHOWN_NAMES = 3
 
 class RowView:
     """Rows ``rows`` of a [N, ...] array (the cached memmap), read only when asked.
@@ -102,7 +100,7 @@ class Subset:
     cache_key: str = ""
     cache_hit: bool = False
     skipped: list[str] = field(default_factory=list)  # unreadable files left out (paths)
-    missing: list[str] = field(default_factory=list)  # listed in the tsv, not on disk (names)
+    missing: list[str] = field(default_factory=list)  # listed, not on disk (names; listing.py)
     # Listed in a strong tsv only with empty rows; dropped as the baseline's dropna does.
     empty_dropped: list[str] = field(default_factory=list)
     # The filename of every tsv row in file order, before anything was dropped (the
@@ -210,89 +208,14 @@ def weak_split_names(filenames: Sequence[str], frac: float = 0.9, seed: int = 42
     return train["filename"].tolist(), df.drop(train.index)["filename"].tolist()
 
 
-@dataclass
-class _Listing:
-    """What a subset's tsv or folder lists, before any audio is decoded."""
-
-    names: list[str]  # on disk, in order
-    strong: list[list[tuple[int, float, float]]] | None  # events per name (strong tsvs)
-    weak: list[tuple[int, ...]] | None  # tags per name (weak tsv)
-    missing: list[tuple[str, int]]  # (name, first tsv line) listed but not on disk
-    empty_dropped: list[str]  # listed only with empty rows
-    tsv_rows: list[str] | None  # filename of every tsv row, in file order
-    n_listed: int  # distinct names in the tsv (or files in the folder)
-    durations: dict[str, float] | None  # from the durations tsv
-
-
-def _collect(name: str, src: SubsetSource) -> _Listing:
-    if not src.audio_dir.is_dir():
-        raise DataError(f"{name}: audio folder not found ({src.audio_dir})")
-    durations = read_durations_tsv(src.durations_tsv) if src.durations_tsv else None
-    if src.tsv is None:
-        names = sorted(p.name for p in src.audio_dir.iterdir()
-                       if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-        if not names:
-            raise DataError(f"{name}: empty subset (no audio files in {src.audio_dir})")
-        return _Listing(names, None, None, [], [], None, len(names), durations)
-    first_line: dict[str, int] = {}
-    strong_out = weak_out = None
-    empty: list[str] = []
-    if name == "weak":
-        rows = read_weak_tsv(src.tsv)
-        tags: dict[str, set[int]] = {}
-        for row in rows:
-            first_line.setdefault(row.filename, row.line)
-            tags.setdefault(row.filename, set()).update(row.classes)
-        listed = list(tags)
-        tsv_rows = [row.filename for row in rows]
-    else:
-        srows = read_strong_tsv(src.tsv)
-        events: dict[str, list[tuple[int, float, float]]] = {}
-        for srow in srows:
-            first_line.setdefault(srow.filename, srow.line)
-            evs = events.setdefault(srow.filename, [])
-            if srow.event is not None:
-                evs.append(srow.event)
-        # The baseline's dropna() removes empty rows, so a clip with nothing else vanishes.
-        empty = [n for n, evs in events.items() if not evs]
-        listed = [n for n, evs in events.items() if evs]
-        tsv_rows = [srow.filename for srow in srows]
-    on_disk = [n for n in listed if (src.audio_dir / n).is_file()]
-    present = set(on_disk)
-    missing = [(n, first_line[n]) for n in listed if n not in present]
-    if name == "weak":
-        weak_out = [tuple(sorted(tags[n])) for n in on_disk]
-    else:
-        strong_out = [events[n] for n in on_disk]
-    if not listed:
-        why = "every clip has only empty rows" if empty else "no rows"
-        raise DataError(f"{name}: empty subset ({why} in {src.tsv}; audio in {src.audio_dir})")
-    return _Listing(on_disk, strong_out, weak_out, missing, empty, tsv_rows,
-                    len(first_line), durations)
-
-
-def _shown(names: Sequence[str]) -> str:
-    more = ", ..." if len(names) > SHOWN_NAMES else ""
-    return ", ".join(names[:SHOWN_NAMES]) + more
-
-
-def _missing_report(name: str, src: SubsetSource, listing: _Listing) -> str:
-    """One line: ``<tsv>:<line>: <subset>: N of M listed audio files not found in <folder>
-    (first names)``, the line being the first missing file's."""
-    line, n = listing.missing[0][1], len(listing.missing)
-    names = [m for m, _ in listing.missing]
-    return (f"{src.tsv}:{line}: {name}: {n} of {listing.n_listed - len(listing.empty_dropped)} "
-            f"listed audio files not found in {src.audio_dir} ({_shown(names)})")
-
-
-def _load_subset(name: str, src: SubsetSource, listing: _Listing, root: Path,
+def _load_subset(name: str, src: SubsetSource, listing: Listing, root: Path,
                  features: FeatureConfig, cache_dir: Path, skip_bad_audio: bool,
                  progress: Callable[[str], None] | None = None,
                  time_pooling: int = TIME_POOLING) -> Subset:
     names = listing.names
     if not names:
-        raise DataError(f"{name}: empty subset (every file listed in {src.tsv} is missing "
-                        f"from {src.audio_dir})")
+        raise DataError(f"{name}: empty subset (every file listed in {src.tsv or src.listed_by} "
+                        f"is missing from {src.audio_dir})")
     paths = [src.audio_dir / n for n in names]
     cached = load_or_extract(cache_dir, name, root, names, paths, features,
                              skip_bad_audio=skip_bad_audio, progress=progress)
@@ -326,7 +249,7 @@ def _load_subset(name: str, src: SubsetSource, listing: _Listing, root: Path,
         durations_from = "tsv+audio" if lacking else "tsv"
         if lacking and progress is not None:
             progress(f"{src.durations_tsv}: {name}: {len(lacking)} of {len(cached.files)} "
-                     f"clips not listed; their decoded length is used ({_shown(lacking)})")
+                     f"clips not listed; their decoded length is used ({shown(lacking)})")
     return Subset(name, cached.files, cached.mels, strong, weak, events,
                   audio_dir=src.audio_dir, durations_s=durations,
                   cache_key=cached.key, cache_hit=cached.hit, skipped=cached.skipped,
@@ -363,13 +286,13 @@ def load_dataset(path: str | Path | None, features: FeatureConfig, *,
         kind, origin, root, layout = resolve_layout(path)
         if progress is not None:
             progress(describe_layout(kind, origin, root, layout))
-    listings = {name: _collect(name, src) for name, src in layout.items()}
+    listings = {name: collect(name, src) for name, src in layout.items()}
     for name, listing in listings.items():
         if listing.empty_dropped and progress is not None:
             progress(f"{layout[name].tsv}: {name}: {len(listing.empty_dropped)} clips listed "
                      f"only with empty rows dropped, as the baseline's dropna "
-                     f"({_shown(listing.empty_dropped)})")
-    reports = [_missing_report(name, layout[name], listing)
+                     f"({shown(listing.empty_dropped)})")
+    reports = [missing_report(name, layout[name], listing)
                for name, listing in listings.items() if listing.missing]
     if reports and not skip_bad_audio:
         raise DataError("; ".join(reports) + " (set skip_bad_audio, --skip-bad-audio, to "

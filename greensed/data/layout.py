@@ -25,7 +25,9 @@ DESED_2022: dict[str, tuple[str, str | None, str | None]] = {
     "strong": ("audio/train/synthetic21_train/soundscapes",
                "metadata/train/synthetic21_train/soundscapes.tsv", None),
     "weak": ("audio/train/weak", "metadata/train/weak.tsv", None),
-    "unlabelled": ("audio/train/unlabel_in_domain", None, None),
+    # DESED's own metadata lists it (the recipe reads the folder): checked when present.
+    "unlabelled": ("audio/train/unlabel_in_domain", "metadata/train/unlabel_in_domain.tsv",
+                   None),
     "validation": ("audio/validation/synthetic21_validation/soundscapes",
                    "metadata/validation/synthetic21_validation/soundscapes.tsv",
                    "metadata/validation/synthetic21_validation/durations.tsv"),
@@ -37,6 +39,8 @@ DESED_2022_MARKERS = ("audio/train/synthetic21_train", "metadata/train/synthetic
 # Optional parts of greensed's own layout (synth.LAYOUT has the four subsets).
 OWN_TEST = ("audio/test", "metadata/test/test.tsv", "metadata/test/durations.tsv")
 OWN_VALIDATION_DURATIONS = "metadata/validation/durations.tsv"
+# Optional: the unlabelled files by name (a ``filename`` column), to check the folder.
+OWN_UNLABELLED_TSV = "metadata/train/unlabelled.tsv"
 
 LAYOUT_TITLES = {"desed2022": "DESED 2022 layout", "greensed": "greensed layout",
                  "toml": "TOML map", "synthetic": "embedded synthetic set"}
@@ -45,8 +49,13 @@ LAYOUT_TITLES = {"desed2022": "DESED 2022 layout", "greensed": "greensed layout"
 @dataclass(frozen=True)
 class SubsetSource:
     audio_dir: Path
-    tsv: Path | None  # None for unlabelled
+    # Unlabelled: a names tsv where the layout has one (else None), which only checks
+    # that the folder holds every file it lists.
+    tsv: Path | None
     durations_tsv: Path | None = None  # validation and test only
+    # Unlabelled without a names tsv, read from a _16k copy: the folder it was made
+    # from, whose files the copy must all hold.
+    listed_by: Path | None = None
 
 
 def default_cache_dir() -> Path:
@@ -59,6 +68,8 @@ def default_layout(root: Path) -> dict[str, SubsetSource]:
     """greensed's own layout (synth.LAYOUT), with its optional test set and durations."""
     out = {name: SubsetSource(root / audio, root / tsv if tsv else None)
            for name, (audio, tsv) in LAYOUT.items()}
+    if (root / OWN_UNLABELLED_TSV).is_file():
+        out["unlabelled"] = SubsetSource(out["unlabelled"].audio_dir, root / OWN_UNLABELLED_TSV)
     if (root / OWN_VALIDATION_DURATIONS).is_file():
         val = out["validation"]
         out["validation"] = SubsetSource(val.audio_dir, val.tsv, root / OWN_VALIDATION_DURATIONS)
@@ -83,14 +94,21 @@ def desed_2022_layout(root: Path) -> dict[str, SubsetSource]:
     out = {}
     for name, (audio, tsv, durations) in DESED_2022.items():
         folder = _prefer_16k(root / audio)
-        tsv_path = root / tsv if tsv else None
-        if name in OPTIONAL_SUBSETS and folder is None and not tsv_path.is_file():
+        tsv_path = root / tsv
+        listed = tsv_path.is_file()
+        if name == "unlabelled" and not listed:
+            tsv_path = None
+        if name in OPTIONAL_SUBSETS and folder is None and not listed:
             continue
-        if folder is None:
+        if folder is None and not listed:
             raise DataError(f"{name}: audio folder not found ({root / audio}_16k or "
                             f"{root / audio})")
+        if folder is None:  # listed, none of it on disk: every file is missing
+            folder = root / f"{audio}_16k"
+        copied_from = (root / audio if name == "unlabelled" and tsv_path is None
+                       and folder != root / audio and (root / audio).is_dir() else None)
         dur = root / durations if durations and (root / durations).is_file() else None
-        out[name] = SubsetSource(folder, tsv_path, dur)
+        out[name] = SubsetSource(folder, tsv_path, dur, copied_from)
     return out
 
 
@@ -99,8 +117,9 @@ def is_desed_2022(root: Path) -> bool:
 
 
 def read_layout_toml(path: Path) -> tuple[Path, dict[str, SubsetSource]]:
-    """A TOML file with one table per subset: ``audio = "..."``, ``tsv = "..."`` (not for
-    unlabelled) and, for validation and test, an optional ``durations = "..."``; the
+    """A TOML file with one table per subset: ``audio = "..."``, ``tsv = "..."`` (for
+    unlabelled an optional names tsv) and, for validation and test, an optional
+    ``durations = "..."``; the
     ``[test]`` table is optional. Relative paths are from the TOML's folder."""
     try:
         raw = tomllib.loads(path.read_text())
@@ -123,6 +142,7 @@ def read_layout_toml(path: Path) -> tuple[Path, dict[str, SubsetSource]]:
             raise DataError(f"{path}: missing table [{name}]")
         required = ("audio",) if name == "unlabelled" else ("audio", "tsv")
         allowed = required + (("durations",) if name in TIMED_SUBSETS else ())
+        allowed += ("tsv",) if name == "unlabelled" else ()  # a names tsv, optional
         for key in table:
             if key not in allowed:
                 raise DataError(f"{path}: [{name}] unknown key ({key!r}); expected "

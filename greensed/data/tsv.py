@@ -21,6 +21,7 @@ from greensed.errors import DataError
 STRONG_COLUMNS = ("filename", "onset", "offset", "event_label")
 WEAK_COLUMNS = ("filename", "event_labels")
 DURATION_COLUMNS = ("filename", "duration")
+NAMES_COLUMNS = ("filename",)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,12 @@ def read_weak_tsv(path: str | Path) -> list[WeakRow]:
         classes = sorted({class_index(label, where) for label in labels})
         out.append(WeakRow(rec["filename"], tuple(classes), lineno))
     return out
+
+
+def read_names_tsv(path: str | Path) -> list[tuple[str, int]]:
+    """(filename, line) of every row of a tsv that lists files by name (DESED's
+    ``unlabel_in_domain.tsv``: a ``filename`` column), in file order."""
+    return [(rec["filename"], lineno) for lineno, rec in _read_rows(Path(path), NAMES_COLUMNS)]
 
 
 def read_durations_tsv(path: str | Path) -> dict[str, float]:

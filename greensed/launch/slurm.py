@@ -87,6 +87,7 @@ def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
         return [CellOutcome(p, "submitted") for p in plans]
     pending = dict(zip([j.job_id for j in jobs], zip(plans, jobs, strict=True), strict=True))
     started: dict[str, float] = {}
+    announced: set[str] = set()  # jobs said to be requeued by SLURM
     outcomes: list[CellOutcome] = []
     try:
         while pending:
@@ -97,6 +98,13 @@ def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
                     started[job_id] = time.monotonic()
                     progress.started(plan, f" (job {job_id})")
                 if not job.done():
+                    continue
+                state = slurm_state(job)
+                if state in STILL_TO_RUN:  # a result, but the task runs again (or is ending)
+                    if state in REQUEUED and job_id not in announced:
+                        announced.add(job_id)
+                        progress.report(f"{plan.label}: job {job_id} stopped and requeued by "
+                                        "SLURM; it resumes when it starts again")
                     continue
                 del pending[job_id]
                 t0 = started.get(job_id, time.monotonic())
@@ -114,6 +122,24 @@ def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
                         f"`greensed status {out}`)")
         outcomes += [CellOutcome(p, "submitted") for p, _ in pending.values()]
     return outcomes
+
+
+# SLURM states of a job that still runs or will run again (as submitit's unfinished ones).
+REQUEUED = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED")
+STILL_TO_RUN = (*REQUEUED, "RUNNING", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
+                "PREEMPTED", "READY")
+
+
+def slurm_state(job: submitit.Job[Any]) -> str:
+    """SLURM's state of a job that has a result, asked now ('' if sacct fails). A clean
+    stop on SIGTERM (``scontrol requeue``, a preemption that requeues) returns the
+    interrupted summary, so submitit holds a result, yet SLURM runs the task again and
+    it resumes; the old result stays until the next attempt writes its own."""
+    try:
+        state = job.watcher.get_state(job.job_id, mode="force")
+    except Exception:  # sacct failing must not hide the outcome
+        return ""
+    return (state.upper().split() or [""])[0]
 
 
 def job_error(job: submitit.Job[Any]) -> str | None:
