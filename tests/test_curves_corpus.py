@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from greensed.stopping.build import DEFAULT_SPEC
+from greensed.stopping.build import DEFAULT_SETTING, DEFAULT_WATCHES
 from greensed.study import bench as B
 
 CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "curves"
@@ -36,12 +36,12 @@ def test_six_full_length_runs_of_the_grid(runs):
 
 
 def test_the_default_policy_is_a_portable_setting_of_the_grid(runs):
-    labels = {s.label for s in B.default_grid("student_f1", runs) if s.portable}
-    assert DEFAULT_SPEC in labels
+    labels = {s.label for s in B.default_grid(DEFAULT_WATCHES, runs) if s.portable}
+    assert DEFAULT_SETTING in labels
 
 
 @pytest.mark.slow
 def test_the_benchmark_on_the_corpus_chooses_the_default(runs):
     bench = B.run_benchmark(runs, B.default_grid("student_f1", runs), tune_seeds=[1])
     assert bench.default is not None
-    assert bench.default[0].setting.label == DEFAULT_SPEC  # docs/benchmark.md's table
+    assert bench.default[0].setting.label == DEFAULT_SETTING  # docs/benchmark.md's table
