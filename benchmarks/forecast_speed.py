@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from greensed.runlog import EpochRecord
+from greensed.stopping.curve_noise import clear_cache as clear_noise_cache
 from greensed.stopping.curves import MIN_POINTS, clear_cache
 from greensed.stopping.forecast import Forecast, predict_run
 
@@ -50,6 +51,7 @@ def time_prefixes(n: int, seed: int) -> dict[str, dict[str, float]]:
     cold, warm, report = [], [], []
     for prefix in prefixes:
         clear_cache()
+        clear_noise_cache()
         t0 = time.perf_counter()
         policy.decide(prefix)
         cold.append(time.perf_counter() - t0)

@@ -53,11 +53,13 @@ _CACHE_SIZE = 4096
 class BestForecast:
     """The forecast of what a run will observe by ``horizon``.
 
-    ``predicted_best`` and its intervals (``lo50``/``hi50``, ``lo95``/``hi95``,
-    central) are of the best value observed by the horizon (never below
+    ``predicted_best`` (the median) and its central intervals (``lo50``/``hi50``,
+    ``lo95``/``hi95``) are of the best value observed by the horizon (never below
     ``observed_best``); ``curve_*`` of the underlying curve's value at the
     horizon. NaN and ``meaningful`` False (``why`` says why) on too few points,
-    values outside [0, 1], a constant curve or no family fitted.
+    values outside [0, 1], a constant curve or no family fitted. The noise paths
+    behind the best value are drawn on first use (a policy deciding on the curve
+    alone never pays for them) and memoized.
     """
 
     meaningful: bool
@@ -65,11 +67,6 @@ class BestForecast:
     last_epoch: int
     horizon: int
     observed_best: float = math.nan
-    predicted_best: float = math.nan
-    lo50: float = math.nan
-    hi50: float = math.nan
-    lo95: float = math.nan
-    hi95: float = math.nan
     curve_at_horizon: float = math.nan
     curve_lo50: float = math.nan
     curve_hi50: float = math.nan
@@ -77,10 +74,40 @@ class BestForecast:
     curve_hi95: float = math.nan
     noise_std: float = math.nan
     noise_phi: float = math.nan
-    _best: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     # The curve's draws now (last epoch) and at the horizon.
     _now: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     _end: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    _key: tuple[tuple[float, ...], tuple[float, ...]] = field(default=((), ()), repr=False)
+
+    @property
+    def _best(self) -> np.ndarray:
+        """Draws of the best value observed by the horizon."""
+        if not self.meaningful:
+            return np.full(1, math.nan)
+        return _best_draws(*self._key, self.horizon)
+
+    def _q(self, p: float) -> float:
+        return math.nan if not self.meaningful else float(np.quantile(self._best, p))
+
+    @property
+    def predicted_best(self) -> float:
+        return self._q(0.5)
+
+    @property
+    def lo50(self) -> float:
+        return self._q(0.25)
+
+    @property
+    def hi50(self) -> float:
+        return self._q(0.75)
+
+    @property
+    def lo95(self) -> float:
+        return self._q(0.025)
+
+    @property
+    def hi95(self) -> float:
+        return self._q(0.975)
 
     def prob_gain_above(self, rel_gain: float) -> float:
         """P(best observed by the horizon > best observed now x (1 + rel_gain)); NaN
@@ -88,6 +115,11 @@ class BestForecast:
         if not self.meaningful:
             return math.nan
         return float(np.mean(self._best > self.observed_best * (1.0 + rel_gain)))
+
+    def cdf(self, value: float) -> tuple[float, float]:
+        """(P(best < value), P(best <= value)) of the best observed by the horizon: they
+        differ at the atom where the best so far stays the best (for calibration)."""
+        return float(np.mean(self._best < value)), float(np.mean(self._best <= value))
 
     def prob_curve_gain_above(self, rel_gain: float) -> float:
         """P(curve at the horizon > curve now x (1 + rel_gain)): a gain of the
@@ -138,26 +170,37 @@ def _draw_params(cov: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
     return rng.standard_normal((n, len(vals))) @ root.T
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
-def _forecast_best(epochs: tuple[float, ...], values: tuple[float, ...],
-                   horizon: int) -> BestForecast:
+@dataclass(frozen=True)
+class _Model:
+    """The fitted ensemble and noise model of one history, and the curve's draws."""
+
+    y: np.ndarray
+    fitted_last: float
+    sd: float
+    phi: float
+    curve: np.ndarray  # DRAWS x (horizon - last + 1), from the last epoch
+
+
+def _model(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
+           ) -> _Model | str:
+    """The model, or why there is none."""
     x = np.asarray(epochs, dtype=float)
     y = np.asarray(values, dtype=float)
     n = len(x)
     last = int(x[-1]) if n else 0
     if n < MIN_POINTS:
-        return _not_meaningful(f"{n} points, a forecast needs {MIN_POINTS}", last, horizon)
+        return f"{n} points, a forecast needs {MIN_POINTS}"
     if horizon < last:
-        return _not_meaningful(f"horizon {horizon} is before epoch {last}", last, horizon)
+        return f"horizon {horizon} is before epoch {last}"
     if np.min(y) < 0.0 or np.max(y) > 1.0:
-        return _not_meaningful("values outside [0, 1]", last, horizon)
+        return "values outside [0, 1]"
     if np.ptp(y) == 0.0:
-        return _not_meaningful("constant values, no trend to extrapolate", last, horizon)
+        return "constant values, no trend to extrapolate"
     # The path from the last epoch (its value: the curve at the horizon when it is the last).
     grid = np.arange(last, horizon + 1, dtype=float)
     fits = _finite(_fits(epochs, values), x, grid)
     if not fits:
-        return _not_meaningful("no curve family could be fitted", last, horizon)
+        return "no curve family could be fitted"
     w = akaike_weights([f.aicc for f, *_ in fits])
     # One noise model for the ensemble: the residuals of its weighted fitted curve.
     fitted = w @ np.clip(np.stack([at_x for _, at_x, _, _ in fits]), 0.0, 1.0)
@@ -170,23 +213,43 @@ def _forecast_best(epochs: tuple[float, ...], values: tuple[float, ...],
         np.clip(path[None, :] + _draw_params(np.asarray(f.cov) * inflate, int(k), rng) @ jac.T,
                 0.0, 1.0)
         for (f, _, path, jac), k in zip(fits, counts, strict=True) if k > 0])
-    observed = float(np.max(y))
-    # AR(1) noise from the last residual: e_t = phi e_{t-1} + sqrt(1 - phi^2) sd eps_t.
-    ahead = curve[:, 1:]
-    eps = rng.standard_normal(ahead.shape) * (sd * math.sqrt(1.0 - phi * phi))
-    e0 = float(y[-1] - fitted[-1])
-    noise = lfilter([1.0], [1.0, -phi], eps, axis=1, zi=np.full((DRAWS, 1), phi * e0))[0]
-    seen = np.clip(ahead + noise, 0.0, 1.0)
-    best = np.maximum(observed, seen.max(axis=1)) if seen.shape[1] else np.full(DRAWS, observed)
-    at_h = curve[:, -1]
-    q = np.quantile(best, [0.5, 0.25, 0.75, 0.025, 0.975])
+    return _Model(y, float(fitted[-1]), sd, phi, curve)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _forecast_best(epochs: tuple[float, ...], values: tuple[float, ...],
+                   horizon: int) -> BestForecast:
+    last = int(epochs[-1]) if epochs else 0
+    m = _model(epochs, values, horizon)
+    if isinstance(m, str):
+        return _not_meaningful(m, last, horizon)
+    at_h = m.curve[:, -1]
     c = np.quantile(at_h, [0.25, 0.75, 0.025, 0.975])
     return BestForecast(
-        meaningful=True, why="", last_epoch=last, horizon=horizon, observed_best=observed,
-        predicted_best=float(q[0]), lo50=float(q[1]), hi50=float(q[2]), lo95=float(q[3]),
-        hi95=float(q[4]), curve_at_horizon=float(np.mean(at_h)), curve_lo50=float(c[0]),
-        curve_hi50=float(c[1]), curve_lo95=float(c[2]), curve_hi95=float(c[3]),
-        noise_std=sd, noise_phi=phi, _best=best, _now=curve[:, 0], _end=at_h)
+        meaningful=True, why="", last_epoch=last, horizon=horizon,
+        observed_best=float(np.max(m.y)), curve_at_horizon=float(np.mean(at_h)),
+        curve_lo50=float(c[0]), curve_hi50=float(c[1]), curve_lo95=float(c[2]),
+        curve_hi95=float(c[3]), noise_std=m.sd, noise_phi=m.phi,
+        _now=m.curve[:, 0].astype(np.float32), _end=at_h.astype(np.float32),
+        _key=(epochs, values))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE // 4)
+def _best_draws(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
+                ) -> np.ndarray:
+    """Draws of the best value observed by the horizon: max(best so far, curve + AR(1)
+    noise from the last residual, e_t = phi e_(t-1) + sqrt(1 - phi^2) sd eps_t)."""
+    m = _model(epochs, values, horizon)
+    assert not isinstance(m, str)
+    observed = float(np.max(m.y))
+    ahead = m.curve[:, 1:]
+    if ahead.shape[1] == 0:
+        return np.full(DRAWS, observed)
+    rng = np.random.default_rng(_SEED + 1)
+    eps = rng.standard_normal(ahead.shape) * (m.sd * math.sqrt(1.0 - m.phi * m.phi))
+    e0 = float(m.y[-1] - m.fitted_last)
+    noise = lfilter([1.0], [1.0, -m.phi], eps, axis=1, zi=np.full((DRAWS, 1), m.phi * e0))[0]
+    return np.maximum(observed, np.max(ahead + noise, axis=1).clip(0.0, 1.0))
 
 
 def forecast_best(epochs: Sequence[float], values: Sequence[float], horizon: int
@@ -206,4 +269,6 @@ def forecast_best(epochs: Sequence[float], values: Sequence[float], horizon: int
 
 
 def clear_cache() -> None:
+    """Forget memoized forecasts (tests, benchmarks)."""
     _forecast_best.cache_clear()
+    _best_draws.cache_clear()

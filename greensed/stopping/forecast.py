@@ -143,21 +143,23 @@ class Forecast(Watched, ForecastParams):
         if not fc.meaningful:
             return CONTINUE
         per_epoch = _recent_median(history, "energy_kwh", self.energy_window)
-        remaining = None if per_epoch is None else (self.max_epochs - last) * per_epoch
-        best = _best(history, self.metric, self.max_epochs, self.warmup_epochs)
-        head = f"forecast: by epoch {self.max_epochs}, best {self.metric} observed " \
-            f"{best.predicted_best:.3f} (95 % {best.lo95:.3f}-{best.hi95:.3f}), curve " \
-            f"{best.curve_at_horizon:.3f} (95 % {best.curve_lo95:.3f}-{best.curve_hi95:.3f})"
-        if remaining is not None:
-            head += f" for {fmt(remaining, 2)} kWh more"
-        head += f" (fitted now {fc.now_mean:.3f}"
+
+        def head() -> str:  # drawn only for a stop: the noise paths cost a few ms
+            best = _best(history, self.metric, self.max_epochs, self.warmup_epochs)
+            out = f"forecast: by epoch {self.max_epochs}, best {self.metric} observed " \
+                f"{best.predicted_best:.3f} (95 % {best.lo95:.3f}-{best.hi95:.3f}), curve " \
+                f"{best.curve_at_horizon:.3f} (95 % {best.curve_lo95:.3f}-{best.curve_hi95:.3f})"
+            if per_epoch is not None:
+                out += f" for {fmt((self.max_epochs - last) * per_epoch, 2)} kWh more"
+            return out + f" (fitted now {fc.now_mean:.3f}"
+
         why: list[str] = []
         if self.min_gain_per_kwh > 0:
             if per_epoch is None:
                 return Decision(
                     True,
                     self.name,
-                    f"{head}); energy unavailable (no energy_kwh in the last "
+                    f"{head()}); energy unavailable (no energy_kwh in the last "
                     f"{self.energy_window} epochs), cannot price the predicted gain",
                 )
             rate, gain, epoch = _best_rate(fc, last, per_epoch)
@@ -166,13 +168,14 @@ class Forecast(Watched, ForecastParams):
                 why.append(f"; at most {fmt(rate, 2)} per kWh < {fmt(self.min_gain_per_kwh)}: "
                            f"+{fmt(gain, 2)} by epoch {epoch} for {fmt(spent, 2)} kWh")
         if self.min_prob > 0:
+            best = _best(history, self.metric, self.max_epochs, self.warmup_epochs)
             prob = best.prob_curve_gain_above(self.rel_gain)
             if prob < self.min_prob:
                 why.append(f"; P(curve > {1 + self.rel_gain:g} x now) = {prob:.3f} "
                            f"< {fmt(self.min_prob)}")
         if not why:
             return CONTINUE
-        return Decision(True, self.name, head + "".join(why) + ")")
+        return Decision(True, self.name, head() + "".join(why) + ")")
 
     def forecasts(self, history: History) -> BestForecast | None:
         """The forecast ``decide`` reads on ``history``, when it reads one (after
