@@ -117,6 +117,8 @@ TESTS = {1: [0.10, 0.30, 0.45, 0.50, 0.52, 0.53, 0.54, 0.55, 0.56, 0.57],
 def test_kept_test_loss_by_hand_and_choices_judged_on_it(corpus):
     rs = [scored(r, TESTS[r.seed]) for r in runs(corpus)]
     assert all(r.has_test for r in rs)
+    # an epoch without a test score: no kept test loss for that run (nor a choice on it)
+    assert not scored(rs[0], [None, *TESTS[rs[0].seed][1:]]).has_test
     seed1 = next(r for r in rs if r.seed == 1)
     o = B.outcome(G.policy_setting("plateau", "plateau:patience=1", "teacher_f1"), seed1)
     # stop after 6: kept = best validation so far 0.62 @5 (test 0.52); the full run keeps

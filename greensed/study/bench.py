@@ -60,8 +60,9 @@ class CurveRun:
 
     @property
     def has_test(self) -> bool:
-        full = self.kept_epoch(self.epochs)
-        return full is not None and len(self.test) == self.epochs and bool(self.test[full])
+        """Every epoch has a test score (a run scored only now and then has no kept
+        test loss: its kept checkpoint may be an unscored epoch)."""
+        return len(self.test) == self.epochs and all(v is not None for v in self.test)
 
 
 def test_scores(records: Sequence[EpochRecord], metric: str) -> tuple[float | None, ...]:

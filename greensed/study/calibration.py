@@ -15,6 +15,7 @@ Held, Biometrics 2009). Reads run logs only.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,8 +51,13 @@ def _split(lo: float, hi: float) -> float:
 
 
 def checks(runs: Sequence[CurveRun], metric: str, *, min_epochs: int = 10,
-           warmup_epochs: int = 0, rel_gain: float = 0.01) -> list[Check]:
-    """Every forecast of every run after ``min_epochs`` and before the cap."""
+           warmup_epochs: int = 0, rel_gain: float = 0.01,
+           max_forecasts: int = 2000) -> list[Check]:
+    """The forecasts of every run after ``min_epochs`` and before the cap: every epoch's,
+    or every k-th epoch's where there would be more than ``max_forecasts`` (each costs
+    its noise paths, tens of ms; neighbouring epochs' forecasts are alike)."""
+    total = sum(max(r.epochs - min_epochs, 0) for r in runs)
+    step = max(1, math.ceil(total / max_forecasts))
     out = []
     for run in runs:
         cap = run.epochs
@@ -59,7 +65,7 @@ def checks(runs: Sequence[CurveRun], metric: str, *, min_epochs: int = 10,
                           warmup_epochs=warmup_epochs, rel_gain=rel_gain)
         values = [v for v in run.f1 if v is not None]
         realised = max(values)
-        for i in range(1, cap):
+        for i in range(1, cap, step):
             fc = policy.forecasts(run.records[:i])
             if fc is None:
                 continue
