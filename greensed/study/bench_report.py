@@ -117,8 +117,8 @@ def plot_pareto(bench: Benchmark, path: Path) -> Path:
                         xytext=(5, -10), textcoords="offset points")
     ax.axvline(bench.max_loss * 100, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="relative loss of max F1 (%)", ylabel="energy saved (%)",
-           title=f"Stopping policies on {len({o.run.label for o in bench.outcomes})} "
-                 "full-length runs (means over runs; circles: each family's held-out choices)")
+           title=f"Stopping policies on {len(bench.runs)} full-length runs\n(dots: means "
+                 "over runs; circles: each family's held-out choices)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
