@@ -7,7 +7,9 @@ tau = length / 6, Gaussian noise of sd 0.02, as the 64-clip validation F1 of
 the curves corpus) is asked ``decide`` on every prefix: cold (memo cleared
 before each call: the live trainer's case, one new epoch per call) and
 memoized (the same prefixes again: an offline replay's second policy setting
-on the same run). ``min_epochs = 1`` so that every prefix of 6 points or more
+on the same run); and, cold, ``forecasts`` with its intervals read (the noise
+paths a stop's reason, ``replay --forecast-csv`` and the calibration table
+draw). ``min_epochs = 1`` so that every prefix of 6 points or more
 is fitted. Prints medians, 90th percentiles and maxima in ms, and an estimate
 of a replay of 10 settings x 6 runs x 60 prefixes.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from greensed.runlog import EpochRecord
+from greensed.stopping.curve_noise import clear_cache as clear_noise_cache
 from greensed.stopping.curves import MIN_POINTS, clear_cache
 from greensed.stopping.forecast import Forecast, predict_run
 
@@ -47,12 +50,21 @@ def time_prefixes(n: int, seed: int) -> dict[str, dict[str, float]]:
     records = noisy_curve(n, seed)
     policy = Forecast(metric="student_f1", max_epochs=n, min_epochs=1)
     prefixes = [records[:k] for k in range(MIN_POINTS, n)]  # the cap itself is not fitted
-    cold, warm, report = [], [], []
+    cold, warm, report, paths = [], [], [], []
     for prefix in prefixes:
         clear_cache()
+        clear_noise_cache()
         t0 = time.perf_counter()
         policy.decide(prefix)
         cold.append(time.perf_counter() - t0)
+    for prefix in prefixes:
+        clear_cache()
+        clear_noise_cache()
+        t0 = time.perf_counter()
+        fc = policy.forecasts(prefix)
+        if fc is not None:
+            _ = fc.lo95
+        paths.append(time.perf_counter() - t0)
     for prefix in prefixes:  # fill the memo (the cold loop kept only the last)
         policy.decide(prefix)
     for prefix in prefixes:
@@ -62,7 +74,8 @@ def time_prefixes(n: int, seed: int) -> dict[str, dict[str, float]]:
         t0 = time.perf_counter()
         predict_run(prefix, metric="student_f1", max_epochs=n)
         report.append(time.perf_counter() - t0)
-    return {"cold": _ms(cold), "memoized": _ms(warm), "predict_run_after_decide": _ms(report)}
+    return {"cold": _ms(cold), "memoized": _ms(warm), "predict_run_after_decide": _ms(report),
+            "cold_with_noise_paths": _ms(paths)}
 
 
 def main() -> None:

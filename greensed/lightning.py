@@ -54,12 +54,18 @@ NO_CAP = 10**9
 ENERGY_PREFIX = "energy/"
 
 
-def _watchers(policy: Policy) -> list[str]:
-    """Names of the policies in ``policy`` that watch a metric."""
+def _watchers(policy: Policy) -> list[Policy]:
+    """The policies in ``policy`` that watch a metric."""
     children = getattr(policy, "policies", None)
     if children is not None:
-        return [n for c in children for n in _watchers(c)]
-    return [policy.name] if hasattr(policy, "metric") else []
+        return [w for c in children for w in _watchers(c)]
+    return [policy] if isinstance(getattr(policy, "metric", None), str) else []
+
+
+def _watched(policy: Policy) -> list[str]:
+    """The metrics the policies in ``policy`` watch: ``monitor``, or a spec's own
+    ``metric=`` (the default's: the metric it was chosen on)."""
+    return list(dict.fromkeys(w.metric for w in _watchers(policy)))  # type: ignore[attr-defined]
 
 
 class EnergyEarlyStopping(pl.Callback):
@@ -107,7 +113,8 @@ class EnergyEarlyStopping(pl.Callback):
     def _policy(self, cap: int) -> Policy:
         policy = make_policy(self.stop, max_epochs=cap, metric=self.monitor or DEFAULT_METRIC,
                              mode=self.mode)
-        watching = _watchers(policy)
+        # Without monitor, a policy that names no metric of its own cannot know which.
+        watching = [w.name for w in _watchers(policy) if w.metric == DEFAULT_METRIC]  # type: ignore[attr-defined]
         if watching and self.monitor is None:
             raise ConfigError(f"EnergyEarlyStopping: stop policy '{watching[0]}' watches a "
                               "metric; name the logged one with monitor=... (e.g. 'val_f1')")
@@ -154,7 +161,8 @@ class EnergyEarlyStopping(pl.Callback):
             self.run_dir = Path(run_dir)
             loader = trainer.train_dataloader
             recorder = RunRecorder(
-                run_dir, metric=self.monitor or DEFAULT_METRIC, mode=self.mode,
+                run_dir, metric=(_watched(self.policy) or [self.monitor or DEFAULT_METRIC])[0],
+                mode=self.mode,
                 policy=self.policy, max_epochs=cap if cap != NO_CAP else None,
                 batch_size=self.batch_size or getattr(loader, "batch_size", None),
                 seed=self.seed, recipe=self.recipe, trainer="lightning",
@@ -226,10 +234,10 @@ class EnergyEarlyStopping(pl.Callback):
                 out[key] = float(value)
             except (TypeError, ValueError, RuntimeError):  # not a scalar
                 continue
-        if self.monitor is not None and self.monitor not in out and self.strict \
-                and _watchers(self.policy):
+        missing = [m for m in _watched(self.policy) if m not in out]
+        if missing and self.strict:
             raise ConfigError(
-                f"EnergyEarlyStopping: monitor={self.monitor!r} is not among the logged "
+                f"EnergyEarlyStopping: monitor={missing[0]!r} is not among the logged "
                 f"metrics ({', '.join(sorted(out)) or 'none'}); log it in validation or set "
                 "strict=False")
         return out

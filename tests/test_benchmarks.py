@@ -81,3 +81,15 @@ def test_forecast_speed_runs_and_writes_json(tmp_path):
     rep = json.loads(out.read_text())
     assert rep["12"]["cold"]["n"] == 12 - 6 and rep["12"]["cold"]["median_ms"] > 0
     assert rep["12"]["memoized"]["median_ms"] > 0
+    assert rep["12"]["cold_with_noise_paths"]["n"] == 12 - 6
+
+
+def test_synthetic_curves_writes_a_corpus_the_benchmark_reads(tmp_path):
+    subprocess.run([sys.executable, "benchmarks/synthetic_curves.py", str(tmp_path / "c")],
+                   cwd=ROOT, env=ENV, check=True, capture_output=True, timeout=120)
+    from greensed.study.bench import load_corpus
+
+    runs, warnings = load_corpus([tmp_path / "c"], metric="student_f1")
+    assert warnings == [] and len(runs) == 20
+    assert {r.seed for r in runs} == {1, 2, 3, 4, 5}
+    assert all(100 <= r.epochs <= 200 for r in runs)

@@ -178,3 +178,37 @@ def test_default_names_the_recommended_policy_everywhere():
     both = stop_flags(StopConfig(), stop=["default"], budget_kwh=0.5)
     assert both.policies == (*expected.policies, "budget") and both.budget.kwh == 0.5
     assert parse_spec("default", StopConfig(metric="student_f1")).metric == "student_f1"
+
+
+def test_default_watches_the_metric_it_was_chosen_on_in_every_entry_point():
+    from greensed.runlog import EpochRecord
+    from greensed.stopping.build import DEFAULT_SETTING, DEFAULT_SPEC, DEFAULT_WATCHES
+    from greensed.study.replay import parse_policy_spec
+
+    assert DEFAULT_WATCHES == "student_f1" and DEFAULT_SPEC.startswith(DEFAULT_SETTING)
+    recipe = StopConfig(metric="teacher_f1", policies=("default",))  # a recipe's own metric
+    watched = {
+        "train": stop_flags(StopConfig(metric="teacher_f1"), stop=["default"]).metric,
+        "recipe": build_policy(recipe, 40).policies[0].metric,
+        "replay": parse_policy_spec("default", StopConfig(metric="teacher_f1")).cfg.metric,
+        "library": make_policy("default", max_epochs=40).policies[0].metric,
+        # the Lightning callback builds with its monitor as the fill-in metric
+        "lightning": make_policy("default", max_epochs=40, metric="val_f1").policies[0].metric,
+    }
+    assert set(watched.values()) == {DEFAULT_WATCHES}, watched
+    # an explicit --metric flag still wins
+    assert stop_flags(StopConfig(), stop=["default"], metric="teacher_f1").metric == "teacher_f1"
+    # and the stop reason names the metric
+    flat = [EpochRecord(epoch=i, metrics={"student_f1": 0.5, "teacher_f1": 0.9})
+            for i in range(1, 18)]
+    d = make_policy("default", max_epochs=40).decide(flat)
+    assert d.stop and "student_f1 did not improve" in d.reason
+
+
+def test_the_lightning_callback_watches_the_defaults_metric():
+    L = pytest.importorskip("greensed.lightning")
+    cb = L.EnergyEarlyStopping(stop="default", monitor="val_f1", meter="none")
+    assert L._watched(cb._policy(40)) == ["student_f1"]
+    # no monitor needed: the default names its metric
+    assert L._watched(L.EnergyEarlyStopping(stop="default", meter="none")._policy(40)) == [
+        "student_f1"]

@@ -12,6 +12,7 @@ import pytest
 from greensed.errors import ConfigError
 from greensed.runlog import EpochRecord
 from greensed.stopping import Forecast, predict_run
+from greensed.stopping.curve_noise import forecast_best
 from greensed.stopping.curves import MIN_POINTS, clear_cache, forecast_curve
 
 KEY = "teacher_f1"
@@ -73,12 +74,15 @@ def test_reason_gives_the_forecast_numbers():
     d = policy.decide(records[:n])
     assert d.stop and d.policy == "forecast"
     fc = forecast_curve(*values_of(records[:n]), 200)
+    best = forecast_best(*values_of(records[:n]), 200)
     assert d.reason.startswith(
-        f"forecast: predicted max {KEY} {fc.best_mean:.3f} ± {fc.best_std:.3f} by epoch 200 for "
-    )
+        f"forecast: by epoch 200, best {KEY} observed {best.predicted_best:.3f} (95 % "
+        f"{best.lo95:.3f}-{best.hi95:.3f}), curve {best.curve_at_horizon:.3f} (95 % "
+        f"{best.curve_lo95:.3f}-{best.curve_hi95:.3f}) for ")
     assert f"{(200 - n) * 0.005:.2g} kWh more" in d.reason
     assert f"fitted now {fc.now_mean:.3f}" in d.reason
-    assert f"= {fc.prob_gain_above(0.01):.3f} < 0.05" in d.reason
+    assert f"P(curve > 1.01 x now) = {best.prob_curve_gain_above(0.01):.3f} < 0.05" in d.reason
+    assert policy.forecasts(records[:n]) == best
 
 
 def test_the_price_of_energy_decides():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,16 @@ from helpers import write_run
 from typer.testing import CliRunner
 
 from greensed.cli import app
+from greensed.runlog import EpochRecord
 from greensed.study import bench as B
+from greensed.study import bench_grid as G
+
+
+@dataclass(frozen=True)
+class ScoredRecord(EpochRecord):
+    """An epoch record with test scores (EpochRecord.test where the run log has it)."""
+
+    test: dict = field(default_factory=dict)
 
 # Two seeds x one batch size; 10 epochs of 0.1 kWh each (total 1.0 kWh).
 CURVES = {
@@ -33,17 +43,13 @@ def runs(corpus: Path) -> list[B.CurveRun]:
     return out
 
 
-def by_seed(bench: B.Benchmark, label: str) -> dict[int, B.Outcome]:
-    return {o.run.seed: o for o in bench.outcomes if o.setting.label == label}
-
-
 def test_outcome_figures_by_hand(corpus):
     rs = runs(corpus)
     (seed1,) = [r for r in rs if r.seed == 1]
-    o = B.outcome(B.policy_setting("plateau", "plateau:patience=2", "teacher_f1"), seed1)
+    o = B.outcome(G.policy_setting("plateau", "plateau:patience=2", "teacher_f1"), seed1)
     # best 0.62 @5; 0.61 (6) no, 0.63 (7) improves; 0.62 (8), 0.64 (9) improves; 0.60 (10)
     assert o.stop_epoch == 10 and o.saved == pytest.approx(0.0)  # ran to the end
-    o = B.outcome(B.policy_setting("plateau", "plateau:patience=1", "teacher_f1"), seed1)
+    o = B.outcome(G.policy_setting("plateau", "plateau:patience=1", "teacher_f1"), seed1)
     assert o.stop_epoch == 6  # 0.61 < 0.62 after epoch 5
     assert o.kwh_at_stop == pytest.approx(0.6) and o.saved == pytest.approx(0.4)
     assert o.best_to_stop == 0.62 and o.loss == pytest.approx((0.64 - 0.62) / 0.64)
@@ -52,7 +58,7 @@ def test_outcome_figures_by_hand(corpus):
 
 def test_oracles_by_hand(corpus):
     rs = {r.seed: r for r in runs(corpus)}
-    best, at98, at95 = B.oracle_settings()
+    best, at98, at95 = G.oracle_settings()
     assert [best.stop(rs[s]) for s in (1, 2)] == [9, 5]
     assert at98.stop(rs[1]) == 7  # 0.98 x 0.64 = 0.6272: 0.62 (5) is below, 0.63 (7) not
     assert at95.stop(rs[1]) == 5  # 0.95 x 0.64 = 0.608: 0.60 (4) is below, 0.62 (5) not
@@ -60,7 +66,7 @@ def test_oracles_by_hand(corpus):
 
 def test_lightning_semantics_by_hand(corpus):
     rs = {r.seed: r for r in runs(corpus)}
-    s = B.lightning_setting(patience=2, min_delta=0.0)
+    s = G.lightning_setting(patience=2, min_delta=0.0)
     # seed 2: best 0.60 @5, then 0.59, 0.58: two epochs without improvement -> stop at 7
     assert s.stop(rs[2]) == 7
     nan = B.CurveRun(rs[2].run_dir, "x", "8", 2, rs[2].records, 1.0, (0.1, math.nan, 0.3),
@@ -68,22 +74,82 @@ def test_lightning_semantics_by_hand(corpus):
     assert s.stop(nan) == 2  # check_finite: a non-finite value stops at once
 
 
-def test_choose_on_tuning_seeds_and_report_on_the_others(corpus):
-    settings = [B.policy_setting("plateau", f"plateau:patience={p}", "teacher_f1")
-                for p in (1, 2, 3)] + B.oracle_settings()
-    bench = B.run_benchmark(runs(corpus), settings, tune_seeds=[1], max_loss=0.02)
-    # Seed 1: patience 1 stops at 6 (loss 3.1 %: too much), 2 and 3 run to 10 (saved 0):
-    # the first setting that saves most within 2 % is patience 2 (a tie with 3).
-    assert bench.chosen["plateau"].setting.label == "plateau:patience=2"
+def test_leave_one_seed_out_chooses_on_the_other_seed_and_reports_on_each(corpus):
+    settings = [G.policy_setting("plateau", f"plateau:patience={p}", "teacher_f1")
+                for p in (1, 2, 3)] + G.oracle_settings()
+    bench = B.run_benchmark(runs(corpus), settings, max_loss=0.02)
+    assert not bench.by_test  # no test scores: judged on the validation-max loss
+    # Fold "seed 2 held out", chosen on seed 1: patience 1 stops at 6 (loss 3.1 %: too
+    # much), 2 and 3 run to 10 (saved 0): the first that saves most is patience 2.
+    assert bench.chosen[2]["plateau"].setting.label == "plateau:patience=2"
+    # Fold "seed 1 held out", chosen on seed 2: patience 1 stops at 6 (best 0.60 @5, loss
+    # 0, saved 40 %), patience 2 at 7 (30 %), patience 3 at 8 (20 %): patience 1.
+    assert bench.chosen[1]["plateau"].setting.label == "plateau:patience=1"
     held = bench.held_out["plateau"]
-    seed2 = by_seed(bench, "plateau:patience=2")[2]
-    assert held.runs == 1 and held.saved == pytest.approx(seed2.saved)
-    # seed 2 with patience 2: best 0.60 @5, 0.59, 0.58 -> stop after 7: saved 30 %
-    assert seed2.stop_epoch == 7 and held.saved == pytest.approx(0.3)
-    assert held.loss == pytest.approx(0.0)
-    assert bench.oracles["best epoch"].saved == pytest.approx(0.5)  # seed 2 only
-    with pytest.raises(Exception, match="nothing is left to report held out"):
-        B.run_benchmark(runs(corpus), settings, tune_seeds=[1, 2])
+    assert held.chosen == ((1, "plateau:patience=1"), (2, "plateau:patience=2"))
+    assert {o.run.seed: o.stop_epoch for o in held.outcomes} == {1: 6, 2: 7}
+    # seed 1 under patience 1: saved 40 %, loss 3.1 %; seed 2 under patience 2: 30 %, 0
+    assert held.runs == 2 and held.saved.mean == pytest.approx(0.35)
+    assert held.loss.mean == pytest.approx((0.02 / 0.64) / 2)
+    assert held.too_early == pytest.approx(0.5) and held.kept_test_loss is None
+    # bootstrap over the 2 runs: the interval spans the two values
+    assert held.saved.lo == pytest.approx(0.3) and held.saved.hi == pytest.approx(0.4)
+    assert bench.oracles["best epoch"].saved.mean == pytest.approx((0.1 + 0.5) / 2)
+    one = [r for r in runs(corpus) if r.seed == 1]
+    with pytest.raises(Exception, match="at least 2 seeds"):
+        B.run_benchmark(one, settings)
+
+
+def scored(run: B.CurveRun, test: list[float]) -> B.CurveRun:
+    """The run with test scores in its records (EpochRecord.test, the test subset)."""
+    records = tuple(ScoredRecord(**{f.name: getattr(r, f.name) for f in fields(r)
+                                    if f.name != "test"},
+                                 test={"teacher_f1": t}) for r, t in zip(run.records, test,
+                                                                          strict=True))
+    return replace(run, records=records, test=B.test_scores(records, "teacher_f1"))
+
+
+# Test scores that no decision sees: seed 1's keep rising after its validation peak.
+TESTS = {1: [0.10, 0.30, 0.45, 0.50, 0.52, 0.53, 0.54, 0.55, 0.56, 0.57],
+         2: [0.20, 0.40, 0.50, 0.52, 0.50, 0.51, 0.52, 0.53, 0.54, 0.55]}
+
+
+def test_kept_test_loss_by_hand_and_choices_judged_on_it(corpus):
+    rs = [scored(r, TESTS[r.seed]) for r in runs(corpus)]
+    assert all(r.has_test for r in rs)
+    # an epoch without a test score: no kept test loss for that run (nor a choice on it)
+    assert not scored(rs[0], [None, *TESTS[rs[0].seed][1:]]).has_test
+    seed1 = next(r for r in rs if r.seed == 1)
+    o = B.outcome(G.policy_setting("plateau", "plateau:patience=1", "teacher_f1"), seed1)
+    # stop after 6: kept = best validation so far 0.62 @5 (test 0.52); the full run keeps
+    # 0.64 @9 (test 0.56): kept test loss (0.56 - 0.52) / 0.56
+    assert (o.kept_test, o.full_test) == (0.52, 0.56)
+    assert o.kept_test_loss == pytest.approx(0.04 / 0.56)
+    settings = [G.policy_setting("plateau", f"plateau:patience={p}", "teacher_f1")
+                for p in (1, 2, 3)]
+    bench = B.run_benchmark(rs, settings, max_loss=0.02)
+    assert bench.by_test
+    # Seed 2 (chosen on in fold 1): the full run keeps 0.60 @5 (test 0.50); patience 1
+    # stops at 6 keeping @5 too: loss 0, saved 40 %: chosen, as on the validation loss.
+    assert bench.chosen[1]["plateau"].setting.label == "plateau:patience=1"
+    held = bench.held_out["plateau"]
+    by_seed = {o.run.seed: o for o in held.outcomes}
+    assert by_seed[1].kept_test_loss == pytest.approx(0.04 / 0.56)
+    assert held.kept_test_loss is not None
+    assert held.kept_test_loss.mean == pytest.approx((0.04 / 0.56 + 0.0) / 2)
+    assert held.too_early == pytest.approx(0.5)  # seed 1: 7.1 % > 2 %
+
+
+def test_without_test_scores_kept_test_loss_is_unavailable_not_replaced(corpus):
+    from greensed.study.bench_report import bench_table
+
+    rs = runs(corpus)
+    assert not any(r.has_test for r in rs)
+    bench = B.run_benchmark(rs, [G.policy_setting("plateau", "plateau:patience=2",
+                                                  "teacher_f1")] + G.oracle_settings())
+    t = bench_table(bench)
+    assert all(row[3] == "unavailable" for row in t.rows)
+    assert any("unavailable: the corpus has no test scores" in n for n in t.notes)
 
 
 def test_unfinished_or_energy_less_runs_are_left_out_and_named(corpus, tmp_path):
@@ -101,8 +167,10 @@ def test_cli_writes_table_csvs_and_plot(corpus, tmp_path):
                                    "--format", "csv"])
     assert res.exit_code == 0, res.output
     assert "oracle,best epoch" in res.output and "plateau" in res.output
+    # 10-epoch runs: no forecast after the forecast's 10 minimum epochs, and it says so
+    assert "Forecast calibration on 0 runs (0 forecasts" in res.output
     rows = list(csv.DictReader(open(out / "outcomes.csv")))
-    assert {r["split"] for r in rows} == {"tuning", "held-out"}
+    assert {r["kept_test_loss_rel"] for r in rows} == {""}
     best = [r for r in rows if r["setting"] == "best epoch" and r["seed"] == "2"]
     assert float(best[0]["saved_fraction"]) == pytest.approx(0.5)
     assert (out / "pareto.png").stat().st_size > 10_000
@@ -111,26 +179,25 @@ def test_cli_writes_table_csvs_and_plot(corpus, tmp_path):
 
 def test_grid_scales_targets_and_budgets_to_the_corpus(corpus):
     # median max F1 (0.64, 0.60) = 0.62; median total kWh = 1.0
-    grid = B.default_grid("teacher_f1", runs(corpus))
+    grid = G.default_grid("teacher_f1", runs(corpus))
     targets = sorted(s.label for s in grid if s.family == "target")
     assert targets == sorted(f"target:value={0.62 * f:.3g}" for f in (0.8, 0.9, 0.95, 0.98))
     budgets = sorted(s.label for s in grid if s.family == "budget")
     assert budgets == ["budget:kwh=0.3", "budget:kwh=0.5", "budget:kwh=0.7"]
 
 
-def test_default_is_chosen_among_portable_settings_on_the_tuning_runs(corpus):
-    settings = [B.policy_setting("plateau", f"plateau:patience={p}", "teacher_f1",
+def test_default_is_chosen_among_portable_settings_in_each_fold(corpus):
+    settings = [G.policy_setting("plateau", f"plateau:patience={p}", "teacher_f1",
                                  portable=True) for p in (1, 2, 3)]
     # On seed 1 a 0.8 kWh budget stops after epoch 8 (best 0.63 of 0.64: loss 1.6 %,
     # saved 20 %) and beats every plateau setting there (saved 0), but is not portable.
-    settings.append(B.policy_setting("budget", "budget:kwh=0.8", "teacher_f1"))
-    bench = B.run_benchmark(runs(corpus), settings, tune_seeds=[1], max_loss=0.02)
-    assert bench.chosen["budget"].saved == pytest.approx(0.2)
+    settings.append(G.policy_setting("budget", "budget:kwh=0.8", "teacher_f1"))
+    bench = B.run_benchmark(runs(corpus), settings, max_loss=0.02)
+    assert bench.chosen[2]["budget"].saved == pytest.approx(0.2)
     assert bench.default is not None
-    tuned, held = bench.default
-    assert tuned.setting.label == "plateau:patience=2" and tuned.saved == pytest.approx(0.0)
-    assert held.saved == pytest.approx(0.3) and held.runs == 1
-    grid = B.default_grid("teacher_f1", runs(corpus))
+    assert bench.default.chosen == ((1, "plateau:patience=1"), (2, "plateau:patience=2"))
+    assert bench.default.saved.mean == pytest.approx(0.35) and bench.default.runs == 2
+    grid = G.default_grid("teacher_f1", runs(corpus))
     assert {s.family for s in grid if s.portable} == {"plateau", "forecast"}
     assert all("min_gain_per_kwh=0," in s.label for s in grid
                if s.portable and s.family == "forecast")
@@ -140,10 +207,10 @@ def test_table_names_the_families_without_a_setting_within_the_loss(corpus):
     from greensed.study.bench_report import bench_table
 
     rs = runs(corpus)
-    bench = B.run_benchmark(rs, B.default_grid("teacher_f1", rs), tune_seeds=[1])
+    bench = B.run_benchmark(rs, G.default_grid("teacher_f1", rs))
     # targets 0.8-0.98 x 0.62 (at most 0.608): seed 1 reaches the highest at epoch 5
     # (0.62), 3.1 % below its max 0.64; the lower ones stop earlier
-    assert "target" not in bench.chosen and "budget" in bench.chosen
+    assert "target" in bench.unchosen and 2 in bench.unchosen["target"]
     notes = bench_table(bench).notes
-    assert "target: no setting with a mean F1 loss <= 2% on the tuning runs." in notes
+    assert any(n.startswith("target: no setting within 2% when seed") for n in notes)
     assert not any(n.startswith("plateau:") for n in notes)

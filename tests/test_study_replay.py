@@ -133,3 +133,34 @@ def test_cli_replay_flags_and_specs_side_by_side(runs: Path) -> None:
     assert summary[0].split(",")[6] == "18.8%"
     res = CliRunner().invoke(app, ["replay", str(runs)])
     assert isinstance(res.exception, ConfigError)
+
+
+def test_forecast_csv_one_row_per_epoch_the_forecast_forecast(tmp_path: Path) -> None:
+    import csv
+    import math
+
+    f1 = [round(0.6 - 0.5 * math.exp(-e / 6) + 0.01 * (-1) ** e, 4) for e in range(1, 31)]
+    write_run(tmp_path / "r" / "8" / "1", f1, 0.1, batch_size=8, seed=1)
+    out = tmp_path / "fc.csv"
+    res = CliRunner().invoke(app, [
+        "replay", str(tmp_path / "r"), "--policy",
+        "forecast:min_gain_per_kwh=0,min_prob=0.05,min_epochs=12", "--policy",
+        "plateau:patience=3", "--metric", "student_f1", "--forecast-csv", str(out),
+        "--csv", str(tmp_path / "replay.csv")])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(out)))
+    for col in ("run", "epoch", "metric", "predicted_best", "lo95", "hi95", "lo50", "hi50"):
+        assert col in rows[0]
+    # the forecast policy only (plateau forecasts nothing), from epoch 12 to its stop
+    assert {r["policy"] for r in rows} == {"forecast:min_gain_per_kwh=0,min_prob=0.05,"
+                                           "min_epochs=12"}
+    epochs = [int(r["epoch"]) for r in rows]
+    (result,) = [r for r in csv.DictReader(open(tmp_path / "replay.csv"))
+                 if r["policy"].startswith("forecast")]
+    stop = int(result["stop_epoch"])
+    assert epochs == list(range(12, stop + 1)) and stop < 30
+    for r in rows:
+        assert r["metric"] == "student_f1" and float(r["realised_best"]) == max(f1)
+        assert float(r["lo95"]) <= float(r["lo50"]) <= float(r["predicted_best"]) \
+            <= float(r["hi50"]) <= float(r["hi95"])
+        assert float(r["observed_best"]) == max(f1[:int(r["epoch"])])

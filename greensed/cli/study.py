@@ -170,6 +170,7 @@ def replay_cmd(
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
     per_run: bool = typer.Option(True, "--per-run/--no-per-run", help="Show the per-run table."),
     csv_path: Path | None = typer.Option(None, "--csv", metavar="FILE", help="Also write one row per run x policy to this CSV file."),
+    forecast_csv: Path | None = typer.Option(None, "--forecast-csv", metavar="FILE", help="Also write one row per run x epoch at which a forecast policy forecast: predicted best, lo95, hi95, lo50, hi50, ... (docs/forecast.md)."),
     stop_flags: dict[str, Any] | None = None,
 ) -> None:
     """Apply stopping policies offline to full-run logs: energy saved vs F1 lost.
@@ -191,7 +192,8 @@ def replay_cmd(
         policies.append(rpl.NamedPolicy(describe(cfg), cfg))
     for spec in policy or []:
         policies.append(rpl.parse_policy_spec(spec, base))
-    results, warnings = rpl.replay(run_dirs, policies, metric=metric, by=by)
+    rows: list[list[Any]] | None = [] if forecast_csv is not None else None
+    results, warnings = rpl.replay(run_dirs, policies, metric=metric, by=by, forecasts=rows)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
     tables = ([rpl.per_run_table(results)] if per_run else []) + [
@@ -201,6 +203,13 @@ def replay_cmd(
     if csv_path is not None:
         rpl.write_csv(results, csv_path)
         typer.echo(f"wrote {csv_path}", err=True)
+    if forecast_csv is not None and rows is not None:
+        if not rows:
+            typer.echo("warning: no forecast policy forecast (none in the policies, or "
+                       "no epoch after its min_epochs); the forecast CSV has its header only",
+                       err=True)
+        rpl.write_forecast_csv(rows, forecast_csv)
+        typer.echo(f"wrote {forecast_csv} ({len(rows)} forecasts)", err=True)
 
 
 @app.command("bench-policies")
@@ -208,8 +217,7 @@ def bench_policies_cmd(
     corpus: list[str] = typer.Argument(..., metavar="RUN_DIR", help="Full-length runs (no early stop), or folders of them, e.g. benchmarks/curves."),
     metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 loss is measured on (default: the runs' own watched metric)."),
     checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", metavar="METRIC", help="Metric that picks the kept checkpoint (default: --metric)."),
-    tune_seed: list[int] = typer.Option(None, "--tune-seed", metavar="SEED", help="Seeds whose runs choose each family's setting (repeatable; default: the smallest seed); the others are held out."),
-    max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative F1 loss a chosen setting may have on the tuning runs."),
+    max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative loss (kept test loss where the runs have test scores, else of the validation max) a setting chosen on the other seeds' runs may have."),
     out: Path = typer.Option(Path("bench-policies"), "--out", metavar="DIR", help="Folder for outcomes.csv, settings.csv and pareto.png."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
@@ -220,20 +228,21 @@ def bench_policies_cmd(
       greensed bench-policies benchmarks/curves --metric student_f1
     """
     from greensed.study import bench as B
+    from greensed.study.bench_grid import default_grid
     from greensed.study.bench_report import (
         bench_table,
         plot_pareto,
         write_outcomes_csv,
         write_summary_csv,
     )
+    from greensed.study.calibration import calibration_tables, checks
 
     t0 = time.monotonic()
     runs, warnings = B.load_corpus(corpus, metric=metric, checkpoint_metric=checkpoint_metric)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
-    result = B.run_benchmark(runs, B.default_grid(runs[0].metric, runs), tune_seeds=tune_seed or None,
-                             max_loss=max_loss)
-    emit_tables([bench_table(result)], fmt)
+    result = B.run_benchmark(runs, default_grid(runs[0].metric, runs), max_loss=max_loss)
+    emit_tables([bench_table(result), *calibration_tables(checks(runs, runs[0].metric))], fmt)
     out.mkdir(parents=True, exist_ok=True)
     write_outcomes_csv(result, out / "outcomes.csv")
     write_summary_csv(result, out / "settings.csv")

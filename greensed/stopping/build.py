@@ -22,8 +22,12 @@ POLICIES: dict[str, type] = {"plateau": Plateau, "budget": Budget, "target": Tar
 # The policy greensed recommends, chosen from the policy benchmark's held-out figures
 # (docs/policies.md, "The default"): `--stop default`, `--policy default`,
 # `[stop] policies = ["default"]`. Its parameters are these, whatever the recipe's
-# tables say; to tune them, name the policy itself.
-DEFAULT_SPEC = "plateau:patience=15,min_delta=0.005,warmup=0"
+# tables say; to tune them, name the policy itself. It watches the metric its figures
+# were obtained on, in every entry point (train, replay, the library, the Lightning
+# callback); an explicit --metric flag still overrides it, a recipe's [stop] metric not.
+DEFAULT_SETTING = "plateau:patience=15,min_delta=0.005,warmup=0"
+DEFAULT_WATCHES = "student_f1"
+DEFAULT_SPEC = f"{DEFAULT_SETTING},metric={DEFAULT_WATCHES}"
 POLICY_NAMES = (*POLICIES, "max-epochs", "default")
 # Short keys of the spec mini-syntax and of the flags, for a policy's parameters.
 ALIASES = {"kwh": "budget.kwh", "budget_kwh": "budget.kwh", "budget": "budget.kwh",

@@ -27,12 +27,13 @@ from greensed.stopping.base import (
     finite_metric,
     fmt,
 )
+from greensed.stopping.curve_noise import BestForecast, forecast_best
 from greensed.stopping.curves import CurveForecast, forecast_curve
 from greensed.stopping.params import ForecastParams, Watched
 
 
-def _curve(history: History, metric: str, horizon: int, warmup_epochs: int = 0) -> CurveForecast:
-    """The forecast of ``metric`` at ``horizon`` from the epochs after ``warmup_epochs``."""
+def _points(history: History, metric: str, warmup_epochs: int) -> tuple[list[int], list[float]]:
+    """(epochs, values) of ``metric``'s finite values after ``warmup_epochs``."""
     epochs: list[int] = []
     values: list[float] = []
     for i, rec in enumerate(history):
@@ -41,7 +42,17 @@ def _curve(history: History, metric: str, horizon: int, warmup_epochs: int = 0) 
         if epoch > warmup_epochs and value is not None:
             epochs.append(epoch)
             values.append(value)
-    return forecast_curve(epochs, values, horizon)
+    return epochs, values
+
+
+def _curve(history: History, metric: str, horizon: int, warmup_epochs: int = 0) -> CurveForecast:
+    """The forecast of ``metric``'s curve at ``horizon`` from the epochs after ``warmup_epochs``."""
+    return forecast_curve(*_points(history, metric, warmup_epochs), horizon)
+
+
+def _best(history: History, metric: str, horizon: int, warmup_epochs: int = 0) -> BestForecast:
+    """The forecast of the best ``metric`` observed by ``horizon`` (curve + AR(1) noise)."""
+    return forecast_best(*_points(history, metric, warmup_epochs), horizon)
 
 
 def _recent_median(history: History, key: str, window: int) -> float | None:
@@ -92,9 +103,12 @@ class Forecast(Watched, ForecastParams):
       as the price of a kWh in metric units, stopping now is then predicted to
       give the best metric-minus-energy trade of any epoch to the cap. Metric
       units per kWh, as ``marginal``. 0 turns this test off.
-    - P(best by the cap > now x (1 + ``rel_gain``)) < ``min_prob``: the fitted
-      curve is unlikely to gain ``rel_gain`` (relative) more by the cap (after
-      Domhan et al.'s P(y_m > y_best) < delta). 0 turns this test off.
+    - P(curve at the cap > curve now x (1 + ``rel_gain``)) < ``min_prob``: the
+      underlying curve is unlikely to gain ``rel_gain`` (relative) more by the
+      cap (after Domhan et al.'s P(y_m > y_best) < delta). The curve's
+      uncertainty accounts for the epoch-to-epoch noise being autocorrelated
+      (AR(1), ``curve_noise.py``); a gain the noise alone would show is not
+      a gain a test set would see. 0 turns this test off.
 
     Never stops before epoch ``min_epochs``, at or after the cap (max-epochs
     stops there), or while the forecast is not meaningful (too few points,
@@ -129,19 +143,23 @@ class Forecast(Watched, ForecastParams):
         if not fc.meaningful:
             return CONTINUE
         per_epoch = _recent_median(history, "energy_kwh", self.energy_window)
-        remaining = None if per_epoch is None else (self.max_epochs - last) * per_epoch
-        head = f"forecast: predicted max {self.metric} {fc.best_mean:.3f} ± {fc.best_std:.3f} " \
-            f"by epoch {self.max_epochs}"
-        if remaining is not None:
-            head += f" for {fmt(remaining, 2)} kWh more"
-        head += f" (fitted now {fc.now_mean:.3f}"
+
+        def head() -> str:  # drawn only for a stop: the noise paths cost a few ms
+            best = _best(history, self.metric, self.max_epochs, self.warmup_epochs)
+            out = f"forecast: by epoch {self.max_epochs}, best {self.metric} observed " \
+                f"{best.predicted_best:.3f} (95 % {best.lo95:.3f}-{best.hi95:.3f}), curve " \
+                f"{best.curve_at_horizon:.3f} (95 % {best.curve_lo95:.3f}-{best.curve_hi95:.3f})"
+            if per_epoch is not None:
+                out += f" for {fmt((self.max_epochs - last) * per_epoch, 2)} kWh more"
+            return out + f" (fitted now {fc.now_mean:.3f}"
+
         why: list[str] = []
         if self.min_gain_per_kwh > 0:
             if per_epoch is None:
                 return Decision(
                     True,
                     self.name,
-                    f"{head}); energy unavailable (no energy_kwh in the last "
+                    f"{head()}); energy unavailable (no energy_kwh in the last "
                     f"{self.energy_window} epochs), cannot price the predicted gain",
                 )
             rate, gain, epoch = _best_rate(fc, last, per_epoch)
@@ -150,13 +168,28 @@ class Forecast(Watched, ForecastParams):
                 why.append(f"; at most {fmt(rate, 2)} per kWh < {fmt(self.min_gain_per_kwh)}: "
                            f"+{fmt(gain, 2)} by epoch {epoch} for {fmt(spent, 2)} kWh")
         if self.min_prob > 0:
-            prob = fc.prob_gain_above(self.rel_gain)
+            best = _best(history, self.metric, self.max_epochs, self.warmup_epochs)
+            prob = best.prob_curve_gain_above(self.rel_gain)
             if prob < self.min_prob:
-                why.append(f"; P(> {1 + self.rel_gain:g} x now) = {prob:.3f} "
+                why.append(f"; P(curve > {1 + self.rel_gain:g} x now) = {prob:.3f} "
                            f"< {fmt(self.min_prob)}")
         if not why:
             return CONTINUE
-        return Decision(True, self.name, head + "".join(why) + ")")
+        return Decision(True, self.name, head() + "".join(why) + ")")
+
+    def forecasts(self, history: History) -> BestForecast | None:
+        """The forecast ``decide`` reads on ``history``, when it reads one (after
+        ``min_epochs``, before the cap, meaningful); else None. For
+        ``greensed replay --forecast-csv`` and calibration."""
+        if not history:
+            return None
+        last = epoch_number(history, len(history) - 1)
+        if last < self.min_epochs or last >= self.max_epochs:
+            return None
+        if not _curve(history, self.metric, self.max_epochs, self.warmup_epochs).meaningful:
+            return None
+        best = _best(history, self.metric, self.max_epochs, self.warmup_epochs)
+        return best if best.meaningful else None
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ class ForecastParams:
 
     # Stop when no epoch up to the cap is predicted to gain this much metric per kWh.
     min_gain_per_kwh: NonNegativeFloat = 0.1
-    # ... or when P(best by the cap > fitted now x (1 + rel_gain)) is below min_prob.
+    # ... or when P(curve at the cap > curve now x (1 + rel_gain)) is below min_prob.
     min_prob: Fraction = 0.05
     rel_gain: NonNegativeFloat = 0.01
     # Never before this epoch (the fit needs points), nor while the fit is not meaningful.

@@ -18,10 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from greensed.config import StopConfig
 from greensed.errors import GreensedError
 from greensed.runlog import EpochRecord
-from greensed.stopping import make_policy
+from greensed.study.bootstrap import Interval, bootstrap_mean
 from greensed.study.collect import collect, select
 from greensed.study.runs import read_config
 
@@ -42,6 +41,9 @@ class CurveRun:
     f1: tuple[float | None, ...]  # the evaluated metric per epoch
     kept_by: tuple[float | None, ...]  # the checkpoint metric per epoch
     metric: str = "teacher_f1"  # the name of the metric f1 holds (load_corpus)
+    # The test score of the evaluated metric per epoch (EpochRecord.test, that no
+    # decision reads); all None when the corpus has none.
+    test: tuple[float | None, ...] = ()
 
     @property
     def epochs(self) -> int:
@@ -50,6 +52,28 @@ class CurveRun:
     @property
     def max_f1(self) -> float:
         return max(v for v in self.f1 if v is not None)
+
+    def kept_epoch(self, stop: int) -> int | None:
+        """The 0-based index of the checkpoint a run stopped after ``stop`` epochs keeps:
+        the best so far by the checkpoint metric (the first of equals), as the trainer."""
+        return max((i for i in range(stop) if self.kept_by[i] is not None),
+                   key=lambda i: (self.kept_by[i], -i), default=None)
+
+    @property
+    def has_test(self) -> bool:
+        """Every epoch has a test score (a run scored only now and then has no kept
+        test loss: its kept checkpoint may be an unscored epoch)."""
+        return len(self.test) == self.epochs and all(v is not None for v in self.test)
+
+
+def test_scores(records: Sequence[EpochRecord], metric: str) -> tuple[float | None, ...]:
+    """Each epoch's test score under ``metric``'s name (EpochRecord.test); None where absent
+    (a record written before test scores existed has none)."""
+    out = []
+    for r in records:
+        v = (getattr(r, "test", None) or {}).get(metric)
+        out.append(float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,24 @@ class Outcome:
     kwh_at_stop: float
     best_to_stop: float
     kept_f1: float
+    # Test score of the checkpoint kept at the stop and of the one the full run keeps
+    # (None: the corpus has no test scores there).
+    kept_test: float | None = None
+    full_test: float | None = None
+
+    @property
+    def kept_test_loss(self) -> float | None:
+        """(test of the full run's kept checkpoint - test of the kept one) / the former."""
+        if self.kept_test is None or not self.full_test:
+            return None
+        return (self.full_test - self.kept_test) / self.full_test
+
+    def judged_loss(self, by_test: bool) -> float:
+        """The loss a choice is judged on: kept test loss, or the validation-max loss."""
+        if by_test:
+            assert self.kept_test_loss is not None
+            return self.kept_test_loss
+        return self.loss
 
     @property
     def saved(self) -> float:
@@ -116,7 +158,8 @@ def load_corpus(paths: Sequence[str | Path], *, metric: str | None = None,
             run_dir=sr.path, label=str(sr.path), batch=str(s.batch_size), seed=s.seed,
             records=tuple(run.epochs), total_kwh=sr.energy.total_kwh,
             f1=tuple(run.series(sr.metric)),
-            kept_by=tuple(run.series(checkpoint_metric or sr.metric)), metric=sr.metric))
+            kept_by=tuple(run.series(checkpoint_metric or sr.metric)), metric=sr.metric,
+            test=test_scores(run.epochs, sr.metric)))
         if read_config(run).get("stop", {}).get("policies"):
             warnings.append(f"{sr.path}: trained with early stopping; a replay can only stop "
                             "earlier")
@@ -125,193 +168,164 @@ def load_corpus(paths: Sequence[str | Path], *, metric: str | None = None,
     return runs, warnings
 
 
-# --- settings ----------------------------------------------------------------------
-
-
-def policy_setting(family: str, spec: str, metric: str, *, portable: bool = False) -> Setting:
-    """A greensed policy from its spec, replayed as the trainer asks it: after each epoch."""
-    base = StopConfig(metric=metric)
-
-    def stop(run: CurveRun) -> int:
-        policy = make_policy(spec, max_epochs=run.epochs, base=base)
-        for i in range(1, run.epochs + 1):
-            if policy.decide(run.records[:i]).stop:
-                return i
-        return run.epochs
-
-    return Setting(family, spec, stop, portable=portable)
-
-
-def lightning_setting(patience: int, min_delta: float) -> Setting:
-    """Lightning's EarlyStopping(mode="max") semantics, as a reference: the first value
-    sets the best, an improvement is ``current - min_delta > best``, a non-finite value
-    stops at once (check_finite), and it stops when ``patience`` epochs in a row did
-    not improve."""
-
-    def stop(run: CurveRun) -> int:
-        best, wait = -math.inf, 0
-        for i, v in enumerate(run.f1, start=1):
-            if v is None or not math.isfinite(v):
-                return i
-            if v - min_delta > best:
-                best, wait = v, 0
-            else:
-                wait += 1
-                if wait >= patience:
-                    return i
-        return run.epochs
-
-    return Setting("lightning", f"EarlyStopping(patience={patience}, min_delta={min_delta:g})",
-                   stop)
-
-
-def oracle_settings() -> list[Setting]:
-    """Stops that know the whole run: at its best epoch, or at the first epoch that
-    reaches 95 % or 98 % of its maximum."""
-
-    def at_fraction(frac: float) -> Callable[[CurveRun], int]:
-        return lambda run: next(i for i, v in enumerate(run.f1, start=1)
-                                if v is not None and v >= frac * run.max_f1)
-
-    return [Setting("oracle", "best epoch", at_fraction(1.0), oracle=True),
-            Setting("oracle", "first at 98% of max", at_fraction(0.98), oracle=True),
-            Setting("oracle", "first at 95% of max", at_fraction(0.95), oracle=True)]
-
-
-def default_grid(metric: str, runs: Sequence[CurveRun]) -> list[Setting]:
-    """Every family over a grid of its parameters. Energy-priced thresholds, budgets
-    and targets are set relative to the corpus's own scale (its median F1 per kWh over
-    a whole run, median kWh, median max F1), so the grid spans cheap and dear settings
-    whatever the hardware and the task."""
-    scale = statistics.median(r.max_f1 / r.total_kwh for r in runs)
-    rates = sorted({float(f"{scale * k:.3g}") for k in (0.03, 0.1, 0.3, 1, 3, 10)})
-    kwh = statistics.median(r.total_kwh for r in runs)
-    out: list[Setting] = []
-    for patience in (2, 3, 5, 8, 10, 15, 20, 30):
-        for delta in (0.0, 0.005, 0.01, 0.02):
-            for warmup in (0, 10):
-                out.append(policy_setting("plateau", f"plateau:patience={patience},"
-                                          f"min_delta={delta:g},warmup={warmup}", metric,
-                                          portable=True))
-    for rate in rates:
-        for window in (3, 5, 10):
-            out.append(policy_setting("marginal", f"marginal:min_f1_per_kwh={rate:g},"
-                                      f"window={window}", metric))
-    for rate in (0.0, *rates):
-        for prob, rel in ((0.0, 0.01), (0.05, 0.005), (0.05, 0.01), (0.05, 0.02), (0.2, 0.01)):
-            if rate == 0 and prob == 0:
-                continue
-            for warmup in (0, 10):
-                out.append(policy_setting("forecast", f"forecast:min_gain_per_kwh={rate:g},"
-                                          f"min_prob={prob:g},rel_gain={rel:g},warmup={warmup}",
-                                          metric, portable=rate == 0))
-    for frac in (0.3, 0.5, 0.7):
-        out.append(policy_setting("budget", f"budget:kwh={kwh * frac:.3g}", metric))
-    f1 = statistics.median(r.max_f1 for r in runs)  # targets, too, on the corpus's scale
-    for frac in (0.8, 0.9, 0.95, 0.98):
-        out.append(policy_setting("target", f"target:value={f1 * frac:.3g}", metric))
-    for patience in (3, 5, 10, 20):
-        for delta in (0.0, 0.01):
-            out.append(lightning_setting(patience, delta))
-    return out + oracle_settings()
-
-
 # --- replay --------------------------------------------------------------------------
 
 
 def outcome(setting: Setting, run: CurveRun) -> Outcome:
     stop = setting.stop(run)
     upto = [v for v in run.f1[:stop] if v is not None]
-    kept_i = max((i for i in range(stop) if run.kept_by[i] is not None),
-                 key=lambda i: (run.kept_by[i], -i), default=None)
+    kept_i, full_i = run.kept_epoch(stop), run.kept_epoch(run.epochs)
     kept = run.f1[kept_i] if kept_i is not None else None
     kwh = run.total_kwh if stop == run.epochs else run.records[stop - 1].metric("cumulative_kwh")
+    tests = run.test if run.has_test else ()
     return Outcome(setting, run, stop, float(kwh or 0.0), max(upto) if upto else 0.0,
-                   kept if kept is not None else 0.0)
+                   kept if kept is not None else 0.0,
+                   tests[kept_i] if tests and kept_i is not None else None,
+                   tests[full_i] if tests and full_i is not None else None)
 
 
 @dataclass(frozen=True)
 class Aggregate:
+    """A setting's means over some runs (kept_test_loss None: a run without test scores)."""
+
     setting: Setting
     runs: int
     saved: float
     loss: float
     kept_loss: float
-    too_early: float  # fraction of runs
+    too_early: float  # fraction of runs whose judged loss is above TOO_EARLY
     stop_epoch: float
+    kept_test_loss: float | None = None
 
     @classmethod
-    def of(cls, setting: Setting, outs: Sequence[Outcome]) -> Aggregate:
+    def of(cls, setting: Setting, outs: Sequence[Outcome], by_test: bool = False) -> Aggregate:
         m = statistics.fmean
+        tests = [o.kept_test_loss for o in outs]
+        test = m(t for t in tests if t is not None) if all(t is not None for t in tests) \
+            else None
         return cls(setting, len(outs), m(o.saved for o in outs), m(o.loss for o in outs),
-                   m(o.kept_loss for o in outs), m(float(o.too_early) for o in outs),
-                   m(o.stop_epoch for o in outs))
+                   m(o.kept_loss for o in outs),
+                   m(float(o.judged_loss(by_test) > TOO_EARLY) for o in outs),
+                   m(o.stop_epoch for o in outs), test)
+
+    def judged(self, by_test: bool) -> float:
+        if by_test:
+            assert self.kept_test_loss is not None
+            return self.kept_test_loss
+        return self.loss
 
 
-def choose(aggs: Sequence[Aggregate], max_loss: float) -> Aggregate | None:
-    """The setting that saves most with a mean relative loss <= max_loss (ties: the
-    fewer too-early stops, then the first in the grid's order)."""
-    ok = [a for a in aggs if a.loss <= max_loss]
+def choose(aggs: Sequence[Aggregate], max_loss: float, by_test: bool = False
+           ) -> Aggregate | None:
+    """The setting that saves most with a mean judged loss (kept test loss, or the
+    validation-max loss) <= max_loss (ties: the fewer too-early stops, then the first
+    in the grid's order)."""
+    ok = [a for a in aggs if a.judged(by_test) <= max_loss]
     return max(ok, key=lambda a: (round(a.saved, 9), -a.too_early)) if ok else None
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A family's (or the default's) figures on held-out runs: each run under the setting
+    chosen without its seed (leave-one-seed-out), means with bootstrap intervals."""
+
+    outcomes: tuple[Outcome, ...]
+    chosen: tuple[tuple[int, str], ...]  # (held-out seed, setting chosen on the others)
+    saved: Interval
+    loss: Interval  # validation-max loss
+    kept_test_loss: Interval | None
+    too_early: float  # share of runs whose judged loss is above TOO_EARLY
+
+    @classmethod
+    def of(cls, outs: Sequence[Outcome], chosen: Sequence[tuple[int, str]], by_test: bool
+           ) -> HeldOut:
+        tests = [o.kept_test_loss for o in outs]
+        return cls(tuple(outs), tuple(chosen), bootstrap_mean([o.saved for o in outs]),
+                   bootstrap_mean([o.loss for o in outs]),
+                   bootstrap_mean([t for t in tests if t is not None])
+                   if all(t is not None for t in tests) else None,
+                   statistics.fmean(float(o.judged_loss(by_test) > TOO_EARLY) for o in outs))
+
+    @property
+    def runs(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def stop_epoch(self) -> float:
+        return statistics.fmean(o.stop_epoch for o in self.outcomes)
 
 
 @dataclass
 class Benchmark:
     runs: list[CurveRun]
     outcomes: list[Outcome]
-    tune_seeds: tuple[int, ...]
     max_loss: float
-    chosen: dict[str, Aggregate] = field(default_factory=dict)  # family -> on tuning runs
-    held_out: dict[str, Aggregate] = field(default_factory=dict)  # family -> on the others
-    oracles: dict[str, Aggregate] = field(default_factory=dict)  # on the held-out runs
-    # The default's candidate: of the portable settings, the one chosen on the tuning
-    # runs (across families, as each family's choice), and its held-out figures.
-    default: tuple[Aggregate, Aggregate] | None = None
-
-    def tuning(self, o: Outcome) -> bool:
-        return o.run.seed in self.tune_seeds
+    # Choices are judged on kept test loss when every run has test scores, else on
+    # the validation-max loss (the table says which).
+    by_test: bool
+    seeds: tuple[int, ...]
+    # fold (held-out seed) -> family -> its choice's figures on the other seeds' runs
+    chosen: dict[int, dict[str, Aggregate]] = field(default_factory=dict)
+    held_out: dict[str, HeldOut] = field(default_factory=dict)  # family -> pooled folds
+    oracles: dict[str, HeldOut] = field(default_factory=dict)  # every run
+    # The default's candidate: of the portable settings, the one chosen in each fold
+    # (across families), on its held-out runs.
+    default: HeldOut | None = None
+    unchosen: dict[str, list[int]] = field(default_factory=dict)  # family -> folds w/o one
 
 
 def run_benchmark(runs: list[CurveRun], settings: Sequence[Setting], *,
-                  tune_seeds: Sequence[int] | None = None, max_loss: float = TOO_EARLY
-                  ) -> Benchmark:
-    """Replay every setting on every run; per family, choose on ``tune_seeds`` (default:
-    the smallest seed) and report the choice on the other seeds' runs."""
-    seeds = sorted({r.seed for r in runs if r.seed is not None})
-    tune = tuple(tune_seeds) if tune_seeds else tuple(seeds[:1])
-    if not set(seeds) - set(tune):
-        raise GreensedError(f"every run's seed ({seeds}) is a tuning seed {list(tune)}: "
-                            "nothing is left to report held out")
-    outs = [outcome(s, r) for s in settings for r in runs]
-    bench = Benchmark(runs, outs, tune, max_loss)
+                  max_loss: float = TOO_EARLY) -> Benchmark:
+    """Replay every setting on every run; choose by leave-one-seed-out cross-validation:
+    for each seed, each family's setting (and the default's, among the portable ones) is
+    chosen on the other seeds' runs and reported on that seed's. A family's held-out
+    figures pool its folds (each run once); a fold where nothing is within ``max_loss``
+    is named in ``unchosen`` and its runs are left out of that family's figures."""
+    seeds = tuple(sorted({r.seed for r in runs if r.seed is not None}))
+    if len(seeds) < 2:
+        raise GreensedError(f"leave-one-seed-out needs runs of at least 2 seeds, not {seeds}")
+    # Run by run: a run's forecasts stay in the memo while its settings replay.
+    outs = [outcome(s, r) for r in runs for s in settings]
+    by_test = all(r.has_test for r in runs)
+    bench = Benchmark(runs, outs, max_loss, by_test, seeds)
     by_setting: dict[str, list[Outcome]] = {}
     for o in outs:
         by_setting.setdefault(o.setting.label, []).append(o)
-
-    def on(setting: Setting, tuning: bool) -> Aggregate:  # its mean on one split
-        return Aggregate.of(setting, [o for o in by_setting[setting.label]
-                                      if bench.tuning(o) == tuning])
-
-    tuned = {s.label: on(s, True) for s in settings if not s.oracle}
-    for family in dict.fromkeys(s.family for s in settings):
-        fam = [s for s in settings if s.family == family]
-        if fam[0].oracle:
-            bench.oracles.update({s.label: on(s, False) for s in fam})
-            continue
-        best = choose([tuned[s.label] for s in fam], max_loss)
-        if best is not None:
-            bench.chosen[family] = best
-            bench.held_out[family] = on(best.setting, False)
-    best = choose([tuned[s.label] for s in settings if s.portable], max_loss)
-    if best is not None:
-        bench.default = (best, on(best.setting, False))
+    families = list(dict.fromkeys(s.family for s in settings))
+    held: dict[str, list[Outcome]] = {}
+    picks: dict[str, list[tuple[int, str]]] = {}
+    for seed in seeds:
+        tuned = {s.label: Aggregate.of(s, [o for o in by_setting[s.label] if o.run.seed != seed],
+                                       by_test) for s in settings if not s.oracle}
+        groups = {f: [s for s in settings if s.family == f and not s.oracle] for f in families}
+        groups["default"] = [s for s in settings if s.portable]
+        bench.chosen[seed] = {}
+        for name, group in groups.items():
+            if not group:
+                continue
+            best = choose([tuned[s.label] for s in group], max_loss, by_test)
+            if best is None:
+                bench.unchosen.setdefault(name, []).append(seed)
+                continue
+            bench.chosen[seed][name] = best
+            held.setdefault(name, []).extend(o for o in by_setting[best.setting.label]
+                                             if o.run.seed == seed)
+            picks.setdefault(name, []).append((seed, best.setting.label))
+    for name, got in held.items():
+        h = HeldOut.of(got, picks[name], by_test)
+        if name == "default":
+            bench.default = h
+        else:
+            bench.held_out[name] = h
+    for s in settings:
+        if s.oracle:
+            bench.oracles[s.label] = HeldOut.of(by_setting[s.label], (), by_test)
     return bench
 
 
-def all_aggregates(bench: Benchmark, *, held_out: bool) -> list[Aggregate]:
-    """Every setting's mean figures on the held-out (or the tuning) runs, for the plot."""
+def all_aggregates(bench: Benchmark) -> list[Aggregate]:
+    """Every setting's mean figures over every run, for the plot and settings.csv."""
     by: dict[str, list[Outcome]] = {}
     for o in bench.outcomes:
-        if bench.tuning(o) != held_out:
-            by.setdefault(o.setting.label, []).append(o)
-    return [Aggregate.of(outs[0].setting, outs) for outs in by.values()]
+        by.setdefault(o.setting.label, []).append(o)
+    return [Aggregate.of(outs[0].setting, outs, bench.by_test) for outs in by.values()]

@@ -5,41 +5,54 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from greensed.study.bench import Aggregate, Benchmark, all_aggregates
+from greensed.study import bench as B
+from greensed.study.bench import Benchmark, all_aggregates
+from greensed.study.bootstrap import Interval
 from greensed.study.tables import Table
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.1f}%"
+
+
+def _ci(i: Interval | None) -> str:
+    if i is None:
+        return "unavailable"
+    return f"{i.mean * 100:.1f}% [{i.lo * 100:.1f}, {i.hi * 100:.1f}]"
 
 
 def bench_table(bench: Benchmark) -> Table:
-    """Oracles and each family's chosen setting: figures on the held-out runs."""
-    held = sorted({o.run.label for o in bench.outcomes if not bench.tuning(o)})
-    t = Table(f"Policies on {len(held)} held-out runs (settings chosen on seeds "
-              f"{', '.join(map(str, bench.tune_seeds))} with mean F1 loss <= "
-              f"{bench.max_loss:.0%}; F1 loss relative to each run's max)",
-              ["Family", "Setting", "Saved (tuning)", "Loss (tuning)", "Saved", "F1 loss",
-               "Kept F1 loss", "Too early", "Stop epoch"])
-    for label, a in bench.oracles.items():
-        t.add(["oracle", label, "-", "-", _pct(a.saved), _pct(a.loss), _pct(a.kept_loss),
-               _pct(a.too_early), f"{a.stop_epoch:.1f}"])
-    rows = [(family, bench.chosen[family], a) for family, a in bench.held_out.items()]
+    """Oracles, each family's choices and the default's: held-out figures, every seed
+    held out once (leave-one-seed-out), means with bootstrap 95 % intervals."""
+    judged = "kept test loss" if bench.by_test else "validation-max loss"
+    t = Table(f"Policies on {len(bench.runs)} runs, each held out once (settings chosen on the "
+              f"other seeds' runs with mean {judged} <= {bench.max_loss:.0%}; means and "
+              "bootstrap 95 % intervals over runs)",
+              ["Family", "Chosen (held-out seed: setting)", "Saved", "Kept test loss",
+               "Val-max loss", f"Runs > {B.TOO_EARLY:.0%}", "Stop epoch"])
+    rows = [("oracle", label, h) for label, h in bench.oracles.items()]
+    rows += [(family, "; ".join(f"{s}: {lab}" for s, lab in h.chosen), h)
+             for family, h in bench.held_out.items()]
     if bench.default is not None:
-        rows.append(("default", *bench.default))
-    for family, tuned, a in rows:
-        t.add([family, a.setting.label, _pct(tuned.saved), _pct(tuned.loss), _pct(a.saved),
-               _pct(a.loss), _pct(a.kept_loss), _pct(a.too_early), f"{a.stop_epoch:.1f}"])
-    families = dict.fromkeys(o.setting.family for o in bench.outcomes if not o.setting.oracle)
-    for family in families:
-        if family not in bench.chosen:
-            t.notes.append(f"{family}: no setting with a mean F1 loss <= {bench.max_loss:.0%} "
-                           "on the tuning runs.")
-    t.notes.append("Too early: share of runs whose best F1 up to the stop is more than 2% "
-                   "below the run's max. Kept F1: the F1 of the checkpoint a run would keep. "
-                   "default: of the settings whose parameters hold on any task and hardware "
-                   "(plateau; forecast without a kWh price), the one chosen on the tuning "
-                   "runs.")
+        rows.append(("default", "; ".join(f"{s}: {lab}" for s, lab in bench.default.chosen),
+                     bench.default))
+    for family, label, h in rows:
+        t.add([family, label, _ci(h.saved), _ci(h.kept_test_loss), _ci(h.loss),
+               f"{h.too_early:.0%} of {h.runs}", f"{h.stop_epoch:.1f}"])
+    for family, folds in bench.unchosen.items():
+        t.notes.append(f"{family}: no setting within {bench.max_loss:.0%} when seed"
+                       f"{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))} "
+                       "held out; those runs are not in its figures.")
+    t.notes.append(
+        "Kept test loss: the test score of the checkpoint kept at the stop (best so far by "
+        "the checkpoint metric) relative to that of the checkpoint the full run keeps"
+        + ("." if bench.by_test else "; unavailable: the corpus has no test scores, so "
+           "choices are judged on the validation-max loss.")
+        + " Val-max loss: the best validation value up to the stop vs the run's maximum. "
+        f"Runs > {B.TOO_EARLY:.0%}: share of runs whose {judged} is above it. default: of the "
+        "settings whose parameters hold on any task and hardware (plateau; forecast without "
+        "a kWh price), the one chosen in each fold. Intervals: scipy.stats.bootstrap, "
+        "percentile, 2000 resamples of the runs, seed 0.")
     return t
 
 
@@ -47,31 +60,33 @@ def write_outcomes_csv(bench: Benchmark, path: Path) -> None:
     """One row per (setting, run), raw numbers."""
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["family", "setting", "run", "batch", "seed", "split", "stop_epoch",
-                    "epochs", "kwh_at_stop", "total_kwh", "saved_fraction", "best_f1_to_stop",
-                    "kept_f1", "max_f1", "f1_loss_rel", "kept_f1_loss_rel", "too_early"])
+        w.writerow(["family", "setting", "run", "batch", "seed", "stop_epoch", "epochs",
+                    "kwh_at_stop", "total_kwh", "saved_fraction", "best_f1_to_stop",
+                    "kept_f1", "max_f1", "f1_loss_rel", "kept_f1_loss_rel", "kept_test",
+                    "full_test", "kept_test_loss_rel", "too_early"])
         for o in bench.outcomes:
             w.writerow([o.setting.family, o.setting.label, o.run.label, o.run.batch, o.run.seed,
-                        "tuning" if bench.tuning(o) else "held-out", o.stop_epoch, o.run.epochs,
-                        repr(o.kwh_at_stop), repr(o.run.total_kwh), repr(o.saved),
-                        repr(o.best_to_stop), repr(o.kept_f1), repr(o.run.max_f1),
-                        repr(o.loss), repr(o.kept_loss), int(o.too_early)])
+                        o.stop_epoch, o.run.epochs, repr(o.kwh_at_stop), repr(o.run.total_kwh),
+                        repr(o.saved), repr(o.best_to_stop), repr(o.kept_f1),
+                        repr(o.run.max_f1), repr(o.loss), repr(o.kept_loss),
+                        *("" if v is None else repr(v)
+                          for v in (o.kept_test, o.full_test, o.kept_test_loss)),
+                        int(o.judged_loss(bench.by_test) > B.TOO_EARLY)])
 
 
 def write_summary_csv(bench: Benchmark, path: Path) -> None:
-    """One row per setting: its mean figures on the tuning and on the held-out runs."""
-    tuning = {a.setting.label: a for a in all_aggregates(bench, held_out=False)}
+    """One row per setting: its mean figures over every run, and the folds that chose it."""
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["family", "setting", "chosen", "tuning_runs", "tuning_saved",
-                    "tuning_f1_loss", "held_out_runs", "saved_fraction", "f1_loss_rel",
-                    "kept_f1_loss_rel", "too_early_fraction", "stop_epoch"])
-        chosen = {a.setting.label for a in bench.chosen.values()}
-        for a in all_aggregates(bench, held_out=True):
-            t = tuning.get(a.setting.label)
-            w.writerow([a.setting.family, a.setting.label, int(a.setting.label in chosen),
-                        t.runs if t else 0, repr(t.saved) if t else "", repr(t.loss) if t else "",
-                        a.runs, repr(a.saved), repr(a.loss), repr(a.kept_loss),
+        w.writerow(["family", "setting", "chosen_in_folds", "runs", "saved_fraction",
+                    "f1_loss_rel", "kept_f1_loss_rel", "kept_test_loss_rel",
+                    "too_early_fraction", "stop_epoch"])
+        for a in all_aggregates(bench):
+            folds = [str(seed) for seed, by in bench.chosen.items()
+                     if a.setting.label in {c.setting.label for c in by.values()}]
+            w.writerow([a.setting.family, a.setting.label, " ".join(folds), a.runs,
+                        repr(a.saved), repr(a.loss), repr(a.kept_loss),
+                        "" if a.kept_test_loss is None else repr(a.kept_test_loss),
                         repr(a.too_early), repr(a.stop_epoch)])
 
 
@@ -83,7 +98,7 @@ def plot_pareto(bench: Benchmark, path: Path) -> Path:
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
-    aggs = all_aggregates(bench, held_out=True)
+    aggs = all_aggregates(bench)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     families = list(dict.fromkeys(a.setting.family for a in aggs if not a.setting.oracle))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -91,10 +106,10 @@ def plot_pareto(bench: Benchmark, path: Path) -> Path:
         pts = [a for a in aggs if a.setting.family == family]
         ax.scatter([a.loss * 100 for a in pts], [a.saved * 100 for a in pts], s=12,
                    alpha=0.5, color=colours[i % len(colours)], label=family)
-        chosen: Aggregate | None = bench.held_out.get(family)
+        chosen = bench.held_out.get(family)
         if chosen is not None:
-            ax.scatter([chosen.loss * 100], [chosen.saved * 100], s=120, facecolors="none",
-                       edgecolors=colours[i % len(colours)], linewidths=2)
+            ax.scatter([chosen.loss.mean * 100], [chosen.saved.mean * 100], s=120,
+                       facecolors="none", edgecolors=colours[i % len(colours)], linewidths=2)
     for a in aggs:
         if a.setting.oracle:
             ax.scatter([a.loss * 100], [a.saved * 100], marker="*", s=160, color="black")
@@ -102,8 +117,8 @@ def plot_pareto(bench: Benchmark, path: Path) -> Path:
                         xytext=(5, -10), textcoords="offset points")
     ax.axvline(bench.max_loss * 100, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="relative loss of max F1 (%)", ylabel="energy saved (%)",
-           title=f"Stopping policies on {len({o.run.label for o in bench.outcomes})} "
-                 "full-length runs (held-out means; circles: chosen on tuning seeds)")
+           title=f"Stopping policies on {len(bench.runs)} full-length runs\n(dots: means "
+                 "over runs; circles: each family's held-out choices)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()

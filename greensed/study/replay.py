@@ -15,10 +15,11 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from greensed.config import StopConfig
 from greensed.errors import ConfigError, GreensedError
-from greensed.stopping import build_policy, parse_spec
+from greensed.stopping import Forecast, Policy, build_policy, parse_spec
 from greensed.stopping.build import POLICIES, expand_default
 from greensed.stopping.params import Watched
 from greensed.study.collect import StudyRun, collect, metric_notes, metrics_of, select
@@ -77,10 +78,57 @@ class ReplayResult:
         return (self.max_f1 - self.best_f1_to_stop) / self.max_f1
 
 
+# Columns of `greensed replay --forecast-csv` (docs/forecast.md).
+FORECAST_COLUMNS = ["run", "policy", "epoch", "metric", "max_epochs", "observed_best",
+                    "predicted_best", "lo95", "hi95", "lo50", "hi50", "curve_at_cap",
+                    "curve_lo95", "curve_hi95", "curve_lo50", "curve_hi50", "noise_std",
+                    "noise_phi", "rel_gain", "prob_gain", "prob_curve_gain", "realised_best"]
+
+
+def _forecasters(policy: Policy) -> list[Forecast]:
+    children = getattr(policy, "policies", None)
+    if children is not None:
+        return [f for c in children for f in _forecasters(c)]
+    return [policy] if isinstance(policy, Forecast) else []
+
+
+def forecast_rows(sr: StudyRun, policy: NamedPolicy, stop_i: int) -> list[list[Any]]:
+    """One row per forecast policy in ``policy`` and epoch up to the ``stop_i``-th
+    record at which it forecast (docs/forecast.md): its forecast of the best value
+    observed by the cap (the log's length) and of the curve there, and the run's
+    realised best of the watched metric."""
+    history = sr.log.epochs
+    rows = []
+    for f in _forecasters(build_policy(policy.cfg, max_epochs=len(history))):
+        realised = [v for v in sr.log.series(f.metric) if v is not None]
+        for i in range(1, stop_i + 1):
+            fc = f.forecasts(history[:i])
+            if fc is None:
+                continue
+            rows.append([str(sr.path), policy.label, history[i - 1].epoch, f.metric,
+                         f.max_epochs, fc.observed_best, fc.predicted_best, fc.lo95, fc.hi95,
+                         fc.lo50, fc.hi50, fc.curve_at_horizon, fc.curve_lo95, fc.curve_hi95,
+                         fc.curve_lo50, fc.curve_hi50, fc.noise_std, fc.noise_phi, f.rel_gain,
+                         fc.prob_gain_above(f.rel_gain), fc.prob_curve_gain_above(f.rel_gain),
+                         max(realised) if realised else None])
+    return rows
+
+
+def write_forecast_csv(rows: Sequence[Sequence[Any]], path: str | Path) -> None:
+    """``FORECAST_COLUMNS``, one row per run x policy x epoch at which it forecast."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FORECAST_COLUMNS)
+        for row in rows:
+            w.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
+                        for v in row])
+
+
 def replay_run(sr: StudyRun, policy: NamedPolicy, *, metric: str | None = None,
-               group: str = "all") -> ReplayResult:
+               group: str = "all", forecasts: list[list[Any]] | None = None) -> ReplayResult:
     """Apply one policy to one run's logged epochs; F1 is ``metric`` (default the one
-    ``select`` gave the run). A policy never decides on a metric the run lacks."""
+    ``select`` gave the run). A policy never decides on a metric the run lacks.
+    ``forecasts``: a list to which the rows of ``forecast_rows`` are appended."""
     run = sr.log
     history = run.epochs
     n = len(history)
@@ -99,6 +147,8 @@ def replay_run(sr: StudyRun, policy: NamedPolicy, *, metric: str | None = None,
         if d.stop:
             stop_i, fired, reason = i, d.policy, d.reason
             break
+    if forecasts is not None:
+        forecasts += forecast_rows(sr, policy, stop_i)
     if fired == "max-epochs":  # the cap at the log's length: no policy fired
         fired, reason = "", "ran to the last logged epoch"
     f1 = run.series(metric)
@@ -117,12 +167,13 @@ def replay_run(sr: StudyRun, policy: NamedPolicy, *, metric: str | None = None,
 
 
 def replay(run_dirs: Sequence[str | Path], policies: Sequence[NamedPolicy], *,
-           metric: str | None = None, by: str = "all"
-           ) -> tuple[list[ReplayResult], list[str]]:
+           metric: str | None = None, by: str = "all",
+           forecasts: list[list[Any]] | None = None) -> tuple[list[ReplayResult], list[str]]:
     """Every policy on every run under ``run_dirs``; returns results and warnings.
     The policies watch, and F1 is, ``metric`` or else each run's own watched metric
     (a spec's own ``metric=`` still wins for what its policy watches); a run without
-    it is left out and named (greensed.study.collect.select)."""
+    it is left out and named (greensed.study.collect.select). ``forecasts``: as
+    ``replay_run``."""
     if not policies:
         raise ConfigError("no policy to replay: give --stop ... or --policy SPEC")
     check_by(by, allow_all=True)
@@ -134,7 +185,8 @@ def replay(run_dirs: Sequence[str | Path], policies: Sequence[NamedPolicy], *,
             warnings.append(f"{sr.path}: the run itself stopped early ({fired}); replay can "
                             "only stop earlier, and saved % is relative to its shorter log")
         key = group_key(sr.log, by)
-        results += [replay_run(sr, _for_run(pol, sr.metric), group=key) for pol in policies]
+        results += [replay_run(sr, _for_run(pol, sr.metric), group=key, forecasts=forecasts)
+                    for pol in policies]
     return results, warnings
 
 
