@@ -340,8 +340,10 @@ def table_normalised(rep: Report, target_f1: float = TARGET_F1) -> Table | None:
 
 
 def runs_table(rep: Report) -> Table:
-    """One row per run, raw numbers (fractions, kWh, seconds): for CSV export."""
-    t = Table("Runs", [rep.by, "run_dir", "hardware", "seed", "recipe", "state",
+    """One row per run, raw numbers (fractions, kWh, seconds): for CSV export. The first
+    column is the run's group, ``group_<by>`` (``group_recipe``): never the name of
+    another column, as ``recipe`` or ``hardware`` alone would be."""
+    t = Table("Runs", [f"group_{rep.by}", "run_dir", "hardware", "seed", "recipe", "state",
                        "stop_policy", "steps_per_epoch", "epochs", "stop_epoch", "best_epoch",
                        "metric", "max_f1", "near_max_f1", "kwh_at_target", "kwh_at_near_max",
                        "kwh_at_max", "total_kwh", "energy_estimated", "total_s",
