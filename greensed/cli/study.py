@@ -20,6 +20,7 @@ from greensed.cli.options import (
     RUNS_HELP,
     stop_options,
 )
+from greensed.numbers import count
 from greensed.stopping.params import DEFAULT_METRIC
 from greensed.study.report import TARGET_F1
 
@@ -65,7 +66,7 @@ def reproduce_cmd(
     typer.echo("")
     emit_tables([status_table([result.out])], "table")
     failed = result.failed
-    typer.echo(f"\n{len(result.plans)} cells in {time.monotonic() - t0:.0f} s"
+    typer.echo(f"\n{count(len(result.plans), 'cell')} in {time.monotonic() - t0:.0f} s"
                + (f"; {len(failed)} failed: " + ", ".join(o.plan.label for o in failed)
                   if failed else ""))
     if failed:
@@ -239,7 +240,7 @@ def bench_policies_cmd(
     write_summary_csv(result, out / "settings.csv")
     plot_pareto(result, out / "pareto.png")
     n_settings = len({o.setting.label for o in result.outcomes})
-    typer.echo(f"{n_settings} settings x {len(runs)} runs in {time.monotonic() - t0:.1f} s; "
+    typer.echo(f"{count(n_settings, 'setting')} x {count(len(runs), 'run')} in {time.monotonic() - t0:.1f} s; "
                f"wrote {out / 'outcomes.csv'}, {out / 'settings.csv'}, {out / 'pareto.png'}",
                err=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from greensed.errors import GreensedError
-from greensed.numbers import finite_float
+from greensed.numbers import count, finite_float
 from greensed.runlog import EpochRecord
 from greensed.study.collect import RunState, StudyRun, collect, metric_notes, select
 from greensed.study.runs import (
@@ -274,7 +274,7 @@ def co2_notes(rep: Report) -> list[str]:
     if not sources:
         return []
     return ["CO2 = total kWh x carbon intensity: " + "; ".join(
-        f"{what} ({n} run{'' if n == 1 else 's'})" for what, n in sources.items())]
+        f"{what} ({count(n, 'run')})" for what, n in sources.items())]
 
 
 def table2(rep: Report, target_f1: float = TARGET_F1) -> Table:
