@@ -109,6 +109,17 @@ def test_cli_writes_table_csvs_and_plot(corpus, tmp_path):
     assert len(list(csv.DictReader(open(out / "settings.csv")))) > 100
 
 
+def test_cli_writes_no_files_without_out(corpus, tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    res = CliRunner().invoke(app, ["bench-policies", str(corpus)])
+    assert res.exit_code == 0, res.output
+    assert "oracle" in res.stdout
+    assert list(here.iterdir()) == []  # nothing in the current folder unasked
+    assert "no files written (--out DIR writes outcomes.csv" in res.stderr
+
+
 def test_grid_scales_targets_and_budgets_to_the_corpus(corpus):
     # median max F1 (0.64, 0.60) = 0.62; median total kWh = 1.0
     grid = B.default_grid("teacher_f1", runs(corpus))

@@ -211,7 +211,7 @@ def bench_policies_cmd(
     checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", metavar="METRIC", help="Metric that picks the kept checkpoint (default: --metric)."),
     tune_seed: list[int] = typer.Option(None, "--tune-seed", metavar="SEED", help="Seeds whose runs choose each family's setting (repeatable; default: the smallest seed); the others are held out."),
     max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative F1 loss a chosen setting may have on the tuning runs."),
-    out: Path = typer.Option(Path("bench-policies"), "--out", metavar="DIR", help="Folder for outcomes.csv, settings.csv and pareto.png."),
+    out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Write outcomes.csv, settings.csv and pareto.png into this folder (default: no files, the table only)."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
     """Replay every policy family over a grid of its parameters on a corpus of full runs.
@@ -235,14 +235,19 @@ def bench_policies_cmd(
     result = B.run_benchmark(runs, B.default_grid(runs[0].metric, runs), tune_seeds=tune_seed or None,
                              max_loss=max_loss)
     emit_tables([bench_table(result)], fmt)
+    n_settings = len({o.setting.label for o in result.outcomes})
+    done = (f"{count(n_settings, 'setting')} x {count(len(runs), 'run')} in "
+            f"{time.monotonic() - t0:.1f} s")
+    if out is None:  # files only where the user asks for them
+        typer.echo(f"{done}; no files written (--out DIR writes outcomes.csv, settings.csv "
+                   "and pareto.png)", err=True)
+        return
     out.mkdir(parents=True, exist_ok=True)
     write_outcomes_csv(result, out / "outcomes.csv")
     write_summary_csv(result, out / "settings.csv")
     plot_pareto(result, out / "pareto.png")
-    n_settings = len({o.setting.label for o in result.outcomes})
-    typer.echo(f"{count(n_settings, 'setting')} x {count(len(runs), 'run')} in {time.monotonic() - t0:.1f} s; "
-               f"wrote {out / 'outcomes.csv'}, {out / 'settings.csv'}, {out / 'pareto.png'}",
-               err=True)
+    typer.echo(f"{done}; wrote {out / 'outcomes.csv'}, {out / 'settings.csv'}, "
+               f"{out / 'pareto.png'}", err=True)
 
 
 @app.command("status")
