@@ -120,6 +120,16 @@ def test_cli_writes_no_files_without_out(corpus, tmp_path, monkeypatch):
     assert "no files written (--out DIR writes outcomes.csv" in res.stderr
 
 
+def test_a_corpus_of_short_runs_is_benchmarked_without_the_settings_that_need_more(tmp_path):
+    for seed, f1 in CURVES.items():  # 5 epochs: too short for a forecast (10)
+        write_run(tmp_path / "c" / str(seed), f1[:5], 0.1, seed=seed)
+    res = CliRunner().invoke(app, ["bench-policies", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert "plateau" in res.stdout and "forecast:" not in res.stdout.split("\n  ")[0]
+    note = "forecast: 68 settings left out, the runs are too short for them (the shortest has 5"
+    assert note in res.stdout and "warning: " + note in res.stderr
+
+
 def test_grid_scales_targets_and_budgets_to_the_corpus(corpus):
     # median max F1 (0.64, 0.60) = 0.62; median total kWh = 1.0
     grid = B.default_grid("teacher_f1", runs(corpus))

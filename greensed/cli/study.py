@@ -232,9 +232,13 @@ def bench_policies_cmd(
     runs, warnings = B.load_corpus(corpus, metric=metric, checkpoint_metric=checkpoint_metric)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
-    result = B.run_benchmark(runs, B.default_grid(runs[0].metric, runs), tune_seeds=tune_seed or None,
-                             max_loss=max_loss)
-    emit_tables([bench_table(result)], fmt)
+    settings, left_out = _settings_that_apply(B.default_grid(runs[0].metric, runs), runs)
+    for w in left_out:
+        typer.echo(f"warning: {w}", err=True)
+    result = B.run_benchmark(runs, settings, tune_seeds=tune_seed or None, max_loss=max_loss)
+    table = bench_table(result)
+    table.notes += left_out
+    emit_tables([table], fmt)
     n_settings = len({o.setting.label for o in result.outcomes})
     done = (f"{count(n_settings, 'setting')} x {count(len(runs), 'run')} in "
             f"{time.monotonic() - t0:.1f} s")
@@ -248,6 +252,31 @@ def bench_policies_cmd(
     plot_pareto(result, out / "pareto.png")
     typer.echo(f"{done}; wrote {out / 'outcomes.csv'}, {out / 'settings.csv'}, "
                f"{out / 'pareto.png'}", err=True)
+
+
+def _settings_that_apply(settings: list[Any], runs: list[Any]) -> tuple[list[Any], list[str]]:
+    """The settings a policy can be built with for the corpus's shortest run, and a note
+    per family left out: a forecast needs 10 epochs before it may stop, so runs shorter
+    than that get no forecast rather than an error about its settings."""
+    from greensed.config import StopConfig
+    from greensed.errors import GreensedError
+    from greensed.stopping import POLICY_NAMES, make_policy
+
+    shortest = min(r.epochs for r in runs)
+    keep: list[Any] = []
+    dropped: dict[str, list[str]] = {}
+    for s in settings:
+        if s.family in POLICY_NAMES and not s.oracle:
+            try:
+                make_policy(s.label, max_epochs=shortest, base=StopConfig(metric=runs[0].metric))
+            except GreensedError as e:
+                dropped.setdefault(s.family, []).append(str(e))
+                continue
+        keep.append(s)
+    notes = [f"{family}: {count(len(why), 'setting')} left out, the runs are too short for "
+             f"them (the shortest has {count(shortest, 'epoch')}: {why[0]})"
+             for family, why in dropped.items()]
+    return keep, notes
 
 
 @app.command("status")
