@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from greensed.numbers import count
 from greensed.study.bench import Aggregate, Benchmark, all_aggregates
 from greensed.study.tables import Table
 
@@ -16,11 +17,12 @@ def _pct(x: float) -> str:
 def bench_table(bench: Benchmark) -> Table:
     """Oracles and each family's chosen setting: figures on the held-out runs."""
     held = sorted({o.run.label for o in bench.outcomes if not bench.tuning(o)})
-    t = Table(f"Policies on {len(held)} held-out runs (settings chosen on seeds "
+    seeds = "seed" if len(bench.tune_seeds) == 1 else "seeds"
+    t = Table(f"Policies on {count(len(held), 'held-out run')} (settings chosen on {seeds} "
               f"{', '.join(map(str, bench.tune_seeds))} with mean F1 loss <= "
               f"{bench.max_loss:.0%}; F1 loss relative to each run's max)",
               ["Family", "Setting", "Saved (tuning)", "Loss (tuning)", "Saved", "F1 loss",
-               "Kept F1 loss", "Too early", "Stop epoch"])
+               "Kept F1 loss", "Too early", "Stop epoch"], key_columns=2)
     for label, a in bench.oracles.items():
         t.add(["oracle", label, "-", "-", _pct(a.saved), _pct(a.loss), _pct(a.kept_loss),
                _pct(a.too_early), f"{a.stop_epoch:.1f}"])
