@@ -128,6 +128,7 @@ def test_a_corpus_of_short_runs_is_benchmarked_without_the_settings_that_need_mo
     assert "plateau" in res.stdout and "forecast:" not in res.stdout.split("\n  ")[0]
     note = "forecast: 68 settings left out, the runs are too short for them (the shortest has 5"
     assert note in res.stdout and "warning: " + note in res.stderr
+    assert res.stdout.startswith("Policies on 1 held-out run (settings chosen on seed 1 ")
 
 
 def test_grid_scales_targets_and_budgets_to_the_corpus(corpus):
