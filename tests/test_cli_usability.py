@@ -104,10 +104,21 @@ def test_table_csvs_hold_mean_and_std_as_numbers(runs, tmp_path, monkeypatch, ca
 def test_runs_csv_names_seed_recipe_state_policy_and_steps(runs, tmp_path, monkeypatch, capsys):
     cli(monkeypatch, capsys, "report", runs, "--out", tmp_path / "r", "--no-plots")
     rows = pd.read_csv(tmp_path / "r" / "runs.csv")
-    mine = rows[rows["batch"] == 16].sort_values("seed")
+    mine = rows[rows["group_batch"] == 16].sort_values("seed")
     assert list(mine["seed"]) == [1, 2, 3] and set(mine["recipe"]) == {"paper-bs16"}
     assert set(mine["state"]) == {"finished"} and set(mine["stop_policy"]) == {"plateau"}
     assert set(mine["steps_per_epoch"]) == {10}
+
+
+@pytest.mark.parametrize("by", ["recipe", "hardware", "batch"])
+def test_runs_csv_has_no_two_columns_of_one_name(by, runs, tmp_path, monkeypatch, capsys):
+    cli(monkeypatch, capsys, "report", runs, "--by", by, "--out", tmp_path / "r", "--no-plots")
+    header = (tmp_path / "r" / "runs.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header)), header
+    assert header[0] == f"group_{by}"
+    rows = pd.read_csv(tmp_path / "r" / "runs.csv")
+    if by == "recipe":  # the group and the run's own recipe, side by side
+        assert list(rows["group_recipe"]) == list(rows["recipe"])
 
 
 # --- plots -----------------------------------------------------------------------

@@ -177,6 +177,28 @@ def test_cli_writes_table_csvs_and_plot(corpus, tmp_path):
     assert len(list(csv.DictReader(open(out / "settings.csv")))) > 100
 
 
+def test_cli_writes_no_files_without_out(corpus, tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    res = CliRunner().invoke(app, ["bench-policies", str(corpus)])
+    assert res.exit_code == 0, res.output
+    assert "oracle" in res.stdout
+    assert list(here.iterdir()) == []  # nothing in the current folder unasked
+    assert "no files written (--out DIR writes outcomes.csv" in res.stderr
+
+
+def test_a_corpus_of_short_runs_is_benchmarked_without_the_settings_that_need_more(tmp_path):
+    for seed, f1 in CURVES.items():  # 5 epochs: too short for a forecast (10)
+        write_run(tmp_path / "c" / str(seed), f1[:5], 0.1, seed=seed)
+    res = CliRunner().invoke(app, ["bench-policies", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert "plateau" in res.stdout and "forecast:" not in res.stdout.split("\n  ")[0]
+    note = "forecast: 68 settings left out, the runs are too short for them (the shortest has 5"
+    assert note in res.stdout and "warning: " + note in res.stderr
+    assert res.stdout.startswith("Policies on 2 runs, each held out once")
+
+
 def test_grid_scales_targets_and_budgets_to_the_corpus(corpus):
     # median max F1 (0.64, 0.60) = 0.62; median total kWh = 1.0
     grid = G.default_grid("teacher_f1", runs(corpus))

@@ -43,8 +43,12 @@ def test_meter_failed_mid_run_is_estimated_and_marked(tmp_path: Path) -> None:
     # best 0.56 @5, no gain for 3 epochs -> stop at 8: 0.8 of 1.0 kWh, saved 20 %
     assert r.stop_epoch == 8 and r.saved == pytest.approx(0.2)
     rep = rp.build_report([tmp_path])
-    assert any("epochs 6-10 estimated" in n for n in rep.notes)
+    assert any("epochs 6-10 estimated" in n for n in rep.warnings)  # stderr
     assert rep.groups["16"][0].energy_estimated
+    t1 = rp.table1(rep)  # the table marks the figure and says how it was estimated
+    assert dict(zip(t1.columns, t1.rows[0], strict=True))["Total (kWh)"].startswith("~")
+    assert any(n.startswith("~: ") and "epochs 6, 7, 8, 9, 10 (meter test)" in n
+               for n in t1.notes)
 
 
 def test_the_same_run_named_twice_counts_once(tmp_path: Path, monkeypatch) -> None:

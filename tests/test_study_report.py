@@ -3,6 +3,7 @@ computed by hand here from the logged numbers."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -116,6 +117,49 @@ def test_default_std_is_the_seed_spread_pooled_within_cells(runs: Path) -> None:
     ss = (1 + 0 + 1) + (1 + 1)  # squared deviations from each cell's own mean
     assert agg.mean == pytest.approx(35.0 / 6) and agg.std == pytest.approx(math.sqrt(ss / 3))
     assert rp.Agg.of_cells([[1.0], [2.0]]).std is None
+
+
+def _lose_energy(run: Path, epoch: int) -> None:
+    """The meter missed ``epoch``: null energy there and in every later cumulative."""
+    lines = [json.loads(ln) for ln in (run / "epochs.jsonl").read_text().splitlines()]
+    for rec in lines[epoch - 1:]:
+        rec["cumulative_kwh"] = None
+    lines[epoch - 1].update(energy_kwh=None, avg_power_w=None, energy_status="error: failed")
+    (run / "epochs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+
+
+def test_estimated_energy_is_marked_in_the_tables_with_how(runs: Path) -> None:
+    _lose_energy(runs / "16" / "2", 3)
+    rep = rp.build_report([runs], by="batch", reference_kwh=1.0)
+    for t in rp.tables(rep):
+        rows = {r[0]: dict(zip(t.columns, r, strict=True)) for r in t.rows}
+        marked = [c for c, v in rows["16"].items() if v.startswith("~")]
+        assert "All epochs" in marked or "Total (kWh)" in marked, (t.title, rows["16"])
+        assert not any(v.startswith("~") for v in rows["8"].values())  # no estimate there
+        (note,) = [n for n in t.notes if n.startswith("~: ")]
+        assert f"{runs / '16' / '2'} epoch 3 (meter test)" in note
+        assert "mean power of its measured epochs x the epoch's duration" in note
+    t1 = rp.table1(rep)
+    assert "Max F1" not in [c for c, v in zip(t1.columns, t1.rows[1], strict=True)
+                            if v.startswith("~")]
+    # Said once in the table (the mark's note), every line still on stderr.
+    assert not any("estimated (meter failed there)" in n for n in t1.notes)
+    assert any("energy of epochs 3 estimated" in w for w in rep.warnings)
+
+
+def test_a_cell_without_spread_says_so(runs: Path) -> None:
+    rep = rp.build_report([runs], by="batch")
+    for t in rp.tables(rep):
+        assert "No ± where there is no spread: batch 8: n=1" in t.notes
+    # Two A100 runs, of batch 16 and 8: no two runs share a (hardware, batch) cell.
+    rep = rp.build_report([runs / "16" / "1", runs / "8" / "1"], by="hardware")
+    t1 = rp.table1(rep)
+    assert t1.rows[0][2] == "52.0"  # max F1 60 and 44, and no ±
+    assert ("No ± where there is no spread: hardware NVIDIA A100: 2 runs, one per "
+            "hardware × batch cell (--std runs: their spread)") in t1.notes
+    rep = rp.build_report([runs / "16" / "1", runs / "8" / "1"], by="hardware", std="runs")
+    assert " ± " in rp.table1(rep).rows[0][2] and not any(
+        n.startswith("No ±") for n in rp.table1(rep).notes)
 
 
 def test_target_f1_in_percent_is_refused(runs: Path) -> None:

@@ -97,17 +97,45 @@ class ReaderLeft(Exception):
     """Standard output's reader left early (a pipe into ``head``)."""
 
 
+def terminal_width() -> int | None:
+    """The terminal's width when standard output is one (read by rich, as `train`'s view
+    reads it), else None: a pipe or a file gets whole lines."""
+    import sys
+
+    if not sys.stdout.isatty():
+        return None
+    from rich.console import Console
+
+    return Console().width
+
+
+def echo_fitted(text: str) -> None:
+    """``text`` on standard output, wrapped to a terminal's width (its indent kept,
+    continuations indented further); whole in a pipe."""
+    import textwrap
+
+    width = terminal_width()
+    for line in text.split("\n"):
+        lead = line[: len(line) - len(line.lstrip())]
+        fits = width is None or len(line) <= width
+        for part in [line] if fits else textwrap.wrap(
+                line.strip(), width, initial_indent=lead, subsequent_indent=lead + "  "):
+            typer.echo(part)
+
+
 def emit_tables(tables: list, fmt: str) -> None:
+    """The tables on standard output; text is fitted to a terminal's width."""
     from greensed.study.tables import FORMATS, render
 
     if fmt not in FORMATS:
         fail(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    width = terminal_width() if fmt == "table" else None
     try:
         for i, table in enumerate(tables):
             if i:
                 typer.echo("")
             if fmt == "csv":
                 typer.echo(f"# {table.title}")  # several tables in one CSV stream
-            typer.echo(render(table, fmt), nl=False)
+            typer.echo(render(table, fmt, width), nl=False)
     except BrokenPipeError:
         raise ReaderLeft from None  # not an OSError: the CLI's main ends it quietly

@@ -20,6 +20,7 @@ from greensed.cli.options import (
     RUNS_HELP,
     stop_options,
 )
+from greensed.numbers import count
 from greensed.stopping.params import DEFAULT_METRIC
 from greensed.study.report import TARGET_F1
 
@@ -65,7 +66,7 @@ def reproduce_cmd(
     typer.echo("")
     emit_tables([status_table([result.out])], "table")
     failed = result.failed
-    typer.echo(f"\n{len(result.plans)} cells in {time.monotonic() - t0:.0f} s"
+    typer.echo(f"\n{count(len(result.plans), 'cell')} in {time.monotonic() - t0:.0f} s"
                + (f"; {len(failed)} failed: " + ", ".join(o.plan.label for o in failed)
                   if failed else ""))
     if failed:
@@ -218,7 +219,7 @@ def bench_policies_cmd(
     metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 loss is measured on (default: the runs' own watched metric)."),
     checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", metavar="METRIC", help="Metric that picks the kept checkpoint (default: --metric)."),
     max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative loss (kept test loss where the runs have test scores, else of the validation max) a setting chosen on the other seeds' runs may have."),
-    out: Path = typer.Option(Path("bench-policies"), "--out", metavar="DIR", help="Folder for outcomes.csv, settings.csv and pareto.png."),
+    out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Write outcomes.csv, settings.csv and pareto.png into this folder (default: no files, the tables only)."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
     """Replay every policy family over a grid of its parameters on a corpus of full runs.
@@ -241,16 +242,51 @@ def bench_policies_cmd(
     runs, warnings = B.load_corpus(corpus, metric=metric, checkpoint_metric=checkpoint_metric)
     for w in warnings:
         typer.echo(f"warning: {w}", err=True)
-    result = B.run_benchmark(runs, default_grid(runs[0].metric, runs), max_loss=max_loss)
-    emit_tables([bench_table(result), *calibration_tables(checks(runs, runs[0].metric))], fmt)
+    settings, left_out = _settings_that_apply(default_grid(runs[0].metric, runs), runs)
+    for w in left_out:
+        typer.echo(f"warning: {w}", err=True)
+    result = B.run_benchmark(runs, settings, max_loss=max_loss)
+    table = bench_table(result)
+    table.notes += left_out
+    emit_tables([table, *calibration_tables(checks(runs, runs[0].metric))], fmt)
+    n_settings = len({o.setting.label for o in result.outcomes})
+    done = (f"{count(n_settings, 'setting')} x {count(len(runs), 'run')} in "
+            f"{time.monotonic() - t0:.1f} s")
+    if out is None:  # files only where the user asks for them
+        typer.echo(f"{done}; no files written (--out DIR writes outcomes.csv, settings.csv "
+                   "and pareto.png)", err=True)
+        return
     out.mkdir(parents=True, exist_ok=True)
     write_outcomes_csv(result, out / "outcomes.csv")
     write_summary_csv(result, out / "settings.csv")
     plot_pareto(result, out / "pareto.png")
-    n_settings = len({o.setting.label for o in result.outcomes})
-    typer.echo(f"{n_settings} settings x {len(runs)} runs in {time.monotonic() - t0:.1f} s; "
-               f"wrote {out / 'outcomes.csv'}, {out / 'settings.csv'}, {out / 'pareto.png'}",
-               err=True)
+    typer.echo(f"{done}; wrote {out / 'outcomes.csv'}, {out / 'settings.csv'}, "
+               f"{out / 'pareto.png'}", err=True)
+
+
+def _settings_that_apply(settings: list[Any], runs: list[Any]) -> tuple[list[Any], list[str]]:
+    """The settings a policy can be built with for the corpus's shortest run, and a note
+    per family left out: a forecast needs 10 epochs before it may stop, so runs shorter
+    than that get no forecast rather than an error about its settings."""
+    from greensed.config import StopConfig
+    from greensed.errors import GreensedError
+    from greensed.stopping import POLICY_NAMES, make_policy
+
+    shortest = min(r.epochs for r in runs)
+    keep: list[Any] = []
+    dropped: dict[str, list[str]] = {}
+    for s in settings:
+        if s.family in POLICY_NAMES and not s.oracle:
+            try:
+                make_policy(s.label, max_epochs=shortest, base=StopConfig(metric=runs[0].metric))
+            except GreensedError as e:
+                dropped.setdefault(s.family, []).append(str(e))
+                continue
+        keep.append(s)
+    notes = [f"{family}: {count(len(why), 'setting')} left out, the runs are too short for "
+             f"them (the shortest has {count(shortest, 'epoch')}: {why[0]})"
+             for family, why in dropped.items()]
+    return keep, notes
 
 
 @app.command("status")

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from greensed.cli.app import app
+from greensed.cli.app import app, echo_fitted, emit_tables
 from greensed.cli.options import (
     DATA_HELP,
     DEVICE_HELP,
@@ -219,15 +219,14 @@ def meters(
     import time as _time
 
     from greensed.energy import make_meter, probe, window_overhead_ms
+    from greensed.study.tables import Table
 
-    rows = probe(tracking_mode=tracking_mode)
-    widths = [max(len(r[k]) for r in rows + [dict(source="source", component="component",
-              method="method", kind="kind")]) for k in ("source", "component", "method", "kind")]
-    header = ("source", "component", "method", "kind")
-    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  detail")
-    for r in rows:
-        cells = [r[k].ljust(w) for k, w in zip(header, widths, strict=True)]
-        typer.echo("  ".join(cells) + "  " + r["detail"])
+    columns = ["source", "component", "method", "kind", "detail"]
+    table = Table("What this machine can measure (measured: a hardware counter; modelled: "
+                  "an estimate from a model)", columns, key_columns=2)
+    for r in probe(tracking_mode=tracking_mode):
+        table.add([r[c] for c in columns])
+    emit_tables([table], "table")  # fitted to a terminal, whole lines in a pipe
     if measure <= 0:
         return
     m = make_meter(meter, device=device, tracking_mode=tracking_mode)
@@ -239,12 +238,12 @@ def meters(
         reading = m.end_window()
     finally:
         m.close()
-    typer.echo(f"\n{m.name}: one {reading.duration_s:.2f} s window (idle: this process sleeps)")
+    echo_fitted(f"\n{m.name}: one {reading.duration_s:.2f} s window (idle: this process sleeps)")
     energy = "none" if reading.energy_kwh is None else f"{reading.energy_kwh * 1000:.4f} Wh"
     power = "none" if reading.avg_power_w is None else f"{reading.avg_power_w:.1f} W"
-    typer.echo(f"  energy {energy}, average power {power}, status {reading.status}")
+    echo_fitted(f"  energy {energy}, average power {power}, status {reading.status}")
     for comp, kwh in reading.components_kwh.items():
-        typer.echo(f"  {comp}: {kwh * 1000:.4f} Wh ({reading.methods.get(comp, '?')})")
-    typer.echo(f"  window overhead: {overhead_ms:.2f} ms per begin/end pair")
+        echo_fitted(f"  {comp}: {kwh * 1000:.4f} Wh ({reading.methods.get(comp, '?')})")
+    echo_fitted(f"  window overhead: {overhead_ms:.2f} ms per begin/end pair")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from greensed.numbers import count
 from greensed.study import bench as B
 from greensed.study.bench import Benchmark, all_aggregates
 from greensed.study.bootstrap import Interval
@@ -25,11 +26,11 @@ def bench_table(bench: Benchmark) -> Table:
     """Oracles, each family's choices and the default's: held-out figures, every seed
     held out once (leave-one-seed-out), means with bootstrap 95 % intervals."""
     judged = "kept test loss" if bench.by_test else "validation-max loss"
-    t = Table(f"Policies on {len(bench.runs)} runs, each held out once (settings chosen on the "
-              f"other seeds' runs with mean {judged} <= {bench.max_loss:.0%}; means and "
-              "bootstrap 95 % intervals over runs)",
+    t = Table(f"Policies on {count(len(bench.runs), 'run')}, each held out once (settings "
+              f"chosen on the other seeds' runs with mean {judged} <= {bench.max_loss:.0%}; "
+              "means and bootstrap 95 % intervals over runs)",
               ["Family", "Chosen (held-out seed: setting)", "Saved", "Kept test loss",
-               "Val-max loss", f"Runs > {B.TOO_EARLY:.0%}", "Stop epoch"])
+               "Val-max loss", f"Runs > {B.TOO_EARLY:.0%}", "Stop epoch"], key_columns=2)
     rows = [("oracle", label, h) for label, h in bench.oracles.items()]
     rows += [(family, "; ".join(f"{s}: {lab}" for s, lab in h.chosen), h)
              for family, h in bench.held_out.items()]

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from greensed.errors import GreensedError
 from greensed.numbers import finite_float
 from greensed.runlog import EpochRecord
-from greensed.study.collect import RunState, StudyRun, collect, metric_notes, select
+from greensed.study.collect import Collection, RunState, StudyRun, collect, metric_notes, select
 from greensed.study.runs import (
     DEFAULT_METRIC,
     check_by,
@@ -24,7 +25,16 @@ from greensed.study.runs import (
     run_total_s,
     sort_key,
 )
-from greensed.study.stats import Agg, fmt_agg, fmt_duration
+from greensed.study.stats import (
+    Agg,
+    co2_note,
+    estimate_note,
+    estimated,
+    fmt_agg,
+    fmt_duration,
+    ratio_of_means,
+    spread_note,
+)
 from greensed.study.tables import Num, Table, decimals_for
 
 TARGET_F1 = 0.40  # the paper's fixed F1 level (Table 2, "@F1 = 40%")
@@ -57,6 +67,8 @@ class RunStats:
     cell: str = ""
     seed: int | None = None
     energy_estimated: bool = False
+    estimated_epochs: tuple[int, ...] = ()  # epochs the meter missed, estimated
+    meter: str = ""  # the meter the run's records name
     state: str = "finished"
     recipe: str = ""
     stop_policy: str = ""
@@ -110,7 +122,8 @@ def run_stats(sr: StudyRun, *, metric: str = DEFAULT_METRIC, target_f1: float = 
         stop_epoch=(run.summary.stop_epoch if run.summary else None) or (
             epochs[-1].epoch if epochs else None),
         cell=cell, seed=run.summary.seed if run.summary else None,
-        energy_estimated=energy.estimated, state=sr.state.value,
+        energy_estimated=energy.estimated, estimated_epochs=energy.estimated_epochs,
+        meter=next((r.meter for r in epochs if r.meter), ""), state=sr.state.value,
         recipe=run.summary.recipe if run.summary else "",
         stop_policy=run.summary.stop_policy if run.summary else "",
         steps_per_epoch=run.summary.steps_per_epoch if run.summary else None,
@@ -181,9 +194,11 @@ def build_report(run_dirs: Sequence[str | Path], *, by: str = "batch",
     found = select(collect(run_dirs, include_unfinished=include_unfinished), run_dirs,
                    metric=metric)
     used = sorted({sr.metric for sr in found.runs})
+    every = found.notes() + metric_notes(found.runs)
+    marked = {Collection([r]).notes()[0] for r in found.runs if r.energy.estimated}  # as "~"
     rep = Report(by, used[0] if len(used) == 1 else "each run's own metric", {}, std=std,
-                 notes=found.notes() + metric_notes(found.runs))
-    rep.warnings += rep.notes
+                 notes=[n for n in every if n not in marked])
+    rep.warnings += every
     for sr in found.runs:
         if sr.state is not RunState.FINISHED:
             rep.warnings.append(f"{sr.path}: {sr.state.value}, figures cover its finished "
@@ -255,26 +270,38 @@ def table1(rep: Report) -> Table:
         t.add([key, str(len(runs)),
                _f1(_col(rep, runs, lambda s: s.max_f1)),
                fmt_duration(_col(rep, runs, lambda s: s.total_s)),
-               fmt_agg(_col(rep, runs, lambda s: s.total_kwh)),
-               fmt_agg(_col(rep, runs, lambda s: s.wh_per_epoch), min_decimals=1),
-               fmt_agg(_col(rep, runs, lambda s: s.wh_per_min), min_decimals=1),
+               _kwh(rep, runs, lambda s: s.total_kwh),
+               _kwh(rep, runs, lambda s: s.wh_per_epoch, min_decimals=1),
+               _kwh(rep, runs, lambda s: s.wh_per_min, min_decimals=1),
                fmt_agg(_col(rep, runs, lambda s: s.co2_kg), missing="no CO2 figure")])
-    t.notes += co2_notes(rep)
+    t.notes += co2_notes(rep) + footnotes(rep)
     return t
+
+
+def _kwh(rep: Report, runs: list[RunStats], get: Callable[[RunStats], float | None],
+         **fmt: Any) -> Num:
+    """An energy column's cell, marked ``~`` when a run counted in it has estimated epochs."""
+    return _mark(runs, get, fmt_agg(_col(rep, runs, get), **fmt))
+
+
+def _mark(runs: list[RunStats], get: Callable[[RunStats], float | None], cell: Num) -> Num:
+    est = any(s.energy_estimated and get(s) is not None for s in runs)
+    return estimated(cell) if est else cell
+
+
+def footnotes(rep: Report) -> list[str]:
+    """What a table's ``~`` and missing ± mean (greensed.study.stats)."""
+    est = [(s.run_dir, s.estimated_epochs, s.meter) for runs in rep.groups.values()
+           for s in runs if s.energy_estimated]
+    lone = [(key, len(runs)) for key, runs in rep.groups.items()
+            if _col(rep, runs, lambda s: s.epochs).std is None]
+    return estimate_note(est) + spread_note(rep.by, OTHER_FACTOR[rep.by], lone)
 
 
 def co2_notes(rep: Report) -> list[str]:
     """Where each run's CO2 figure comes from: kWh x the intensity its summary names."""
-    sources: dict[str, int] = {}
-    for runs in rep.groups.values():
-        for s in runs:
-            if s.co2_kg is not None:
-                what = f"{s.carbon_intensity_g_per_kwh or 0:.4g} g/kWh, {s.carbon_source}"
-                sources[what] = sources.get(what, 0) + 1
-    if not sources:
-        return []
-    return ["CO2 = total kWh x carbon intensity: " + "; ".join(
-        f"{what} ({n} run{'' if n == 1 else 's'})" for what, n in sources.items())]
+    return co2_note([(s.carbon_intensity_g_per_kwh, s.carbon_source)
+                     for runs in rep.groups.values() for s in runs if s.co2_kg is not None])
 
 
 def table2(rep: Report, target_f1: float = TARGET_F1) -> Table:
@@ -288,19 +315,14 @@ def table2(rep: Report, target_f1: float = TARGET_F1) -> Table:
         t.add([key,
                _f1(_col(rep, runs, lambda s: s.max_f1)),
                _f1(_col(rep, runs, lambda s: s.near_max_f1)),
-               fmt_agg(_col(rep, runs, lambda s: s.kwh_at_target), missing="never reached"),
-               fmt_agg(near), fmt_agg(at_max),
-               fmt_agg(_col(rep, runs, lambda s: s.total_kwh)),
-               fmt_agg(_col(rep, runs, lambda s: s.extra_cost), scale=100, decimals=0, suffix="%"),
-               _ratio_of_means(near, at_max)])
+               _kwh(rep, runs, lambda s: s.kwh_at_target, missing="never reached"),
+               _mark(runs, lambda s: s.kwh_at_near_max, fmt_agg(near)),
+               _mark(runs, lambda s: s.kwh_at_max, fmt_agg(at_max)),
+               _kwh(rep, runs, lambda s: s.total_kwh),
+               _kwh(rep, runs, lambda s: s.extra_cost, scale=100, decimals=0, suffix="%"),
+               _mark(runs, lambda s: s.extra_cost, ratio_of_means(near, at_max))])
+    t.notes += footnotes(rep)
     return t
-
-
-def _ratio_of_means(near: Agg, at_max: Agg) -> Num:
-    if near.mean is None or at_max.mean is None or near.mean == 0:
-        return Num("n/a", None)
-    ratio = (at_max.mean - near.mean) / near.mean
-    return Num(f"{ratio:.0%}", ratio * 100)
 
 
 def table_normalised(rep: Report, target_f1: float = TARGET_F1) -> Table | None:
@@ -324,24 +346,29 @@ def table_normalised(rep: Report, target_f1: float = TARGET_F1) -> Table | None:
             return _col(rep, runs, scaled)
 
         row = [key, ", ".join(f"{r:.{decimals_for(r, 2)}f}" for r in sorted(refs)) or "none",
-               fmt_agg(norm(lambda s: s.kwh_at_target), missing="never reached"),
-               fmt_agg(norm(lambda s: s.kwh_at_near_max)),
-               fmt_agg(norm(lambda s: s.kwh_at_max)),
-               fmt_agg(norm(lambda s: s.total_kwh))]
+               _mark(runs, lambda s: s.kwh_at_target,
+                     fmt_agg(norm(lambda s: s.kwh_at_target), missing="never reached")),
+               _mark(runs, lambda s: s.kwh_at_near_max, fmt_agg(norm(lambda s: s.kwh_at_near_max))),
+               _mark(runs, lambda s: s.kwh_at_max, fmt_agg(norm(lambda s: s.kwh_at_max))),
+               _mark(runs, lambda s: s.total_kwh, fmt_agg(norm(lambda s: s.total_kwh)))]
         for k in psds_keys:
             def weighted(run: RunStats, k: str = k) -> float | None:
                 ref = rep.reference_for(run)
                 ok = ref and k in run.psds and run.total_kwh
                 return run.psds[k] * ref / run.total_kwh if ok else None  # type: ignore[operator]
 
-            row.append(fmt_agg(_col(rep, runs, weighted), decimals=3, missing="no psds.json"))
+            row.append(_mark(runs, weighted, fmt_agg(_col(rep, runs, weighted), decimals=3,
+                                                     missing="no psds.json")))
         t.add(row)
+    t.notes += footnotes(rep)
     return t
 
 
 def runs_table(rep: Report) -> Table:
-    """One row per run, raw numbers (fractions, kWh, seconds): for CSV export."""
-    t = Table("Runs", [rep.by, "run_dir", "hardware", "seed", "recipe", "state",
+    """One row per run, raw numbers (fractions, kWh, seconds): for CSV export. The first
+    column is the run's group, ``group_<by>`` (``group_recipe``): never the name of
+    another column, as ``recipe`` or ``hardware`` alone would be."""
+    t = Table("Runs", [f"group_{rep.by}", "run_dir", "hardware", "seed", "recipe", "state",
                        "stop_policy", "steps_per_epoch", "epochs", "stop_epoch", "best_epoch",
                        "metric", "max_f1", "near_max_f1", "kwh_at_target", "kwh_at_near_max",
                        "kwh_at_max", "total_kwh", "energy_estimated", "total_s",

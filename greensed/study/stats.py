@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from greensed.numbers import count
 from greensed.study.tables import Num, decimals_for
 
 
@@ -69,6 +70,54 @@ def fmt_agg(a: Agg, scale: float = 1.0, min_decimals: int = 2, suffix: str = "",
     if a.missing:
         text += f" ({a.missing} of {total} {missing})"
     return Num(text, a.mean * scale, None if a.std is None else a.std * scale)
+
+
+def estimated(cell: Num) -> Num:
+    """The cell marked ``~``: its figure includes energy estimated where a meter failed
+    (the table's note says how)."""
+    return cell if cell.mean is None else Num(f"~{cell}", cell.mean, cell.std, cell.unit)
+
+
+def ratio_of_means(near: Agg, at_max: Agg) -> Num:
+    """(mean at max - mean near max) / mean near max, in %."""
+    if near.mean is None or at_max.mean is None or near.mean == 0:
+        return Num("n/a", None)
+    ratio = (at_max.mean - near.mean) / near.mean
+    return Num(f"{ratio:.0%}", ratio * 100)
+
+
+def co2_note(figures: Sequence[tuple[float | None, str]]) -> list[str]:
+    """The note on CO2: each (intensity g/kWh, source) the runs' figures use, counted."""
+    sources: dict[str, int] = {}
+    for intensity, source in figures:
+        what = f"{intensity or 0:.4g} g/kWh, {source}"
+        sources[what] = sources.get(what, 0) + 1
+    if not sources:
+        return []
+    return ["CO2 = total kWh x carbon intensity: " + "; ".join(
+        f"{what} ({count(n, 'run')})" for what, n in sources.items())]
+
+
+def estimate_note(runs: Sequence[tuple[object, Sequence[int], str]]) -> list[str]:
+    """The note on ``~``, naming each (run, estimated epochs, meter) and the method."""
+    if not runs:
+        return []
+    return ["~: counts a run with energy estimated for the epochs its meter missed (mean "
+            "power of its measured epochs x the epoch's duration): " + "; ".join(
+                f"{path} {'epoch' if len(epochs) == 1 else 'epochs'} "
+                f"{', '.join(map(str, epochs))}" + (f" (meter {meter})" if meter else "")
+                for path, epochs, meter in runs)]
+
+
+def spread_note(by: str, other: str, lone: Sequence[tuple[str, int]]) -> list[str]:
+    """The note on cells without a ±: each (group, number of runs) with no spread, one
+    run, or no two runs in one (group, other factor) cell to pool a spread from."""
+    if not lone:
+        return []
+    return ["No ± where there is no spread: " + "; ".join(
+        f"{by} {key}: n=1" if n == 1 else
+        f"{by} {key}: {n} runs, one per {by} × {other} cell (--std runs: their spread)"
+        for key, n in lone)]
 
 
 def fmt_duration(a: Agg) -> Num:
