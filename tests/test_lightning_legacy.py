@@ -132,3 +132,45 @@ def test_the_callback_stops_pytorch_lightning_of_dcase_2022(version, tmp_path):
     assert (s.status, s.stop_policy, s.epochs, s.best_epoch) == (
         RunStatus.FINISHED, "plateau", 50, 20)
     assert Path(got["best_model_path"]).name.startswith("epoch=19-")
+
+
+RESUME = """
+import numpy as np
+np.Inf = np.inf  # test environment only (see tests/desed_run.py)
+import sys, warnings
+import pytorch_lightning as pl
+from desed_shaped import SEDTask4
+from greensed.energy import ConstantPowerMeter
+from greensed.lightning import EnergyEarlyStopping
+
+warnings.simplefilter("ignore")
+
+
+def fit(max_epochs, ckpt_path=None, run_dir=None):
+    ticks = iter(range(100_000))  # exactly 1 kWh a window
+    cb = EnergyEarlyStopping(stop="plateau:patience=5", monitor="val/obj_metric",
+                             meter=ConstantPowerMeter(3.6e6, clock=lambda: float(next(ticks))),
+                             run_dir=run_dir)
+    trainer = pl.Trainer(max_epochs=max_epochs, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[
+                             cb, pl.callbacks.ModelCheckpoint("ck", save_last=True)])
+    trainer.fit(SEDTask4({}, [0.1, 0.2], (0.0, 0.0)), ckpt_path=ckpt_path)
+
+
+fit(2, run_dir="run")
+fit(4, ckpt_path="ck/last.ckpt")  # the run directory from the checkpoint
+"""
+
+
+def test_a_pytorch_lightning_1_9_run_resumes_from_its_checkpoint(tmp_path):
+    target = provision("1.9.5")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(target), str(ROOT), str(ROOT / "tests")])}
+    res = subprocess.run([sys.executable, "-c", RESUME], env=env, capture_output=True,
+                         text=True, timeout=600, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    records = RunDir(tmp_path / "run").read_epochs()
+    assert [r.epoch for r in records] == [1, 2, 3, 4]
+    assert records[-1].cumulative_kwh == pytest.approx(4.0)
+    s = RunDir(tmp_path / "run").read_summary()
+    assert (s.status, s.stop_policy, s.epochs) == (RunStatus.FINISHED, "max-epochs", 4)
