@@ -21,10 +21,10 @@ runs an epoch's validation inside the training epoch: after its last training ba
 epoch does. The sanity-check validation runs before ``on_train_start``, outside
 every window. At ``on_train_epoch_end`` (callbacks are called before the
 LightningModule's own ``on_train_epoch_end``: log the monitored metric in
-validation, as DESED_task does from ``validation_epoch_end``), the epoch's record (every scalar of
-``trainer.callback_metrics``) goes to greensed's run log in ``run_dir``, the
-policies decide from the history, the decision is agreed across ranks with the
-strategy's ``reduce_boolean_decision`` and sets ``trainer.should_stop``;
+validation, as DESED_task does from ``validation_epoch_end``), the epoch's record
+(every scalar of ``trainer.callback_metrics``) goes to greensed's run log in
+``run_dir``, the policies decide from the history, the decision is agreed across
+ranks with the strategy's ``reduce_boolean_decision`` and sets ``trainer.should_stop``;
 ``energy/epoch_kwh``, ``energy/cumulative_kwh`` and ``energy/avg_power_w`` are
 logged with ``pl_module.log`` to the trainer's loggers. ``summary.json`` is written
 at ``on_train_end``, or at ``on_exception`` (interrupted, failed). See
@@ -266,8 +266,8 @@ class EnergyEarlyStopping:
             summary = self.recorder.finish(self.decision if self.decision.stop else None)
             if self.verbose:
                 self._info(f"EnergyEarlyStopping: {summary.stop_reason}; "
-                               f"{_kwh(summary.total_kwh)} in {summary.epochs} epochs -> "
-                               f"{self.recorder.run.root}")
+                           f"{_kwh(summary.total_kwh)} in {summary.epochs} epochs -> "
+                           f"{self.recorder.run.root}")
         self._close()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
