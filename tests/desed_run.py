@@ -101,7 +101,7 @@ def main() -> None:
     doc, log_dir, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     blocks = doc_blocks(doc)
     assert len(blocks) == 3, f"{doc}: expected 3 python blocks, found {len(blocks)}"
-    ns: dict = {"os": os, "json": json, "__name__": "train_pretrained"}
+    ns: dict = {"os": os, "__name__": "train_pretrained"}  # os: the recipe imports it
     exec(blocks[0], ns)  # docs/dcase.md: the import at the top
     config = {"training": {"batch_size": [12, 6, 6, 12, 24], "seed": 42, "n_epochs": 300,
                            "early_stop_patience": 200, "validation_interval": 10}}
