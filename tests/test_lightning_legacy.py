@@ -1,7 +1,8 @@
 """greensed's callback under the pytorch_lightning that DCASE participants run: 1.9
 (DESED_task 2023 and 2024), 1.6 and 1.5 (2022), with docs/dcase.md's lines in a
 script shaped like DESED_task's ``single_run`` around a module shaped like its
-``SEDTask4`` (tests/desed_run.py, tests/desed_shaped.py).
+``SEDTask4`` (tests/desed_run.py, tests/desed_shaped.py); and under the lowest
+``lightning`` the ``[lightning]`` extra admits (2.1.4).
 
 Each version is installed from the package index into ``.test-envs/`` (ignored by
 git; once per machine, about a second) with ``pip install --no-deps --target``: the
@@ -35,9 +36,9 @@ DOC = ROOT / "docs" / "dcase.md"
 EXTRA = {"1.5.10": ["pyDeprecate==0.3.2"], "1.6.5": ["pyDeprecate==0.3.2"]}
 
 
-def provision(version: str) -> Path:
-    """pytorch_lightning ``version`` in a folder of its own (made once, atomically)."""
-    target = ENVS / f"pytorch_lightning-{version}"
+def provision(version: str, package: str = "pytorch_lightning") -> Path:
+    """``package`` ``version`` in a folder of its own (made once, atomically)."""
+    target = ENVS / f"{package}-{version}"
     if (target / "pytorch_lightning").is_dir():
         return target
     ENVS.mkdir(exist_ok=True)
@@ -45,13 +46,13 @@ def provision(version: str) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     res = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--timeout", "30",
-         "--retries", "1", "--target", str(tmp), f"pytorch_lightning=={version}",
+         "--retries", "1", "--target", str(tmp), f"{package}=={version}",
          *EXTRA.get(version, [])], capture_output=True, text=True, timeout=600)
     if res.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         lines = [ln for ln in (res.stderr + res.stdout).splitlines()
                  if ln.strip() and not ln.startswith("WARNING: Location")]
-        pytest.skip(f"pytorch_lightning {version} not installable from the package index: "
+        pytest.skip(f"{package} {version} not installable from the package index: "
                     f"{lines[-1] if lines else res.returncode}")
     tmp.rename(target)
     return target
@@ -162,15 +163,46 @@ fit(4, ckpt_path="ck/last.ckpt")  # the run directory from the checkpoint
 """
 
 
-def test_a_pytorch_lightning_1_9_run_resumes_from_its_checkpoint(tmp_path):
-    target = provision("1.9.5")
+def run_code(target: Path, code: str, cwd: Path) -> str:
+    """``code`` in a child whose ``sys.path`` starts with ``target``; its stdout."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(target), str(ROOT), str(ROOT / "tests")])}
-    res = subprocess.run([sys.executable, "-c", RESUME], env=env, capture_output=True,
-                         text=True, timeout=600, cwd=tmp_path)
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=600, cwd=cwd)
     assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def test_a_pytorch_lightning_1_9_run_resumes_from_its_checkpoint(tmp_path):
+    run_code(provision("1.9.5"), RESUME, tmp_path)
     records = RunDir(tmp_path / "run").read_epochs()
     assert [r.epoch for r in records] == [1, 2, 3, 4]
     assert records[-1].cumulative_kwh == pytest.approx(4.0)
     s = RunDir(tmp_path / "run").read_summary()
     assert (s.status, s.stop_policy, s.epochs) == (RunStatus.FINISHED, "max-epochs", 4)
+
+
+LOWEST_2X = """
+import warnings
+import lightning.pytorch as pl
+import lightning_tiny
+from greensed.lightning import EnergyEarlyStopping
+
+warnings.simplefilter("ignore")
+cb = EnergyEarlyStopping(stop="plateau:patience=2", monitor="val_f1", meter="constant:10",
+                         run_dir="run")
+trainer = pl.Trainer(accelerator="cpu", max_epochs=10, logger=False, callbacks=[cb],
+                     enable_progress_bar=False, enable_model_summary=False,
+                     enable_checkpointing=False)
+trainer.fit(lightning_tiny.Tiny([0.1, 0.3, 0.3, 0.2, 0.5]))
+print(pl.__version__, trainer.current_epoch, type(cb).__name__)
+"""
+
+
+def test_the_lowest_lightning_2_is_stopped_too(tmp_path):
+    """pyproject's [lightning] extra: lightning>=2.1; its lowest release (numpy 2 needs
+    no shim there)."""
+    out = run_code(provision("2.1.4", "lightning"), LOWEST_2X, tmp_path)
+    assert out.split()[-3:] == ["2.1.4", "4", "LightningEnergyEarlyStopping"]
+    s = RunDir(tmp_path / "run").read_summary()
+    assert (s.stop_policy, s.epochs, s.best_epoch) == ("plateau", 4, 2)
