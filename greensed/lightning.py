@@ -6,18 +6,25 @@
         stop=["plateau:patience=2", "budget:kwh=0.5"], monitor="val_f1",
         meter="auto", run_dir="runs/x")])
 
+One implementation, :class:`EnergyEarlyStopping`, for each Lightning it runs
+under: ``lightning.pytorch`` (2.x) and ``pytorch_lightning`` (1.9 and 2.x), whose
+trainers accept only their own package's ``Callback``. Constructing it returns an
+instance of a thin adapter, ``EnergyEarlyStopping`` plus the ``Callback`` of the
+package the calling code imported (of both, when it imported both); no hook differs.
+:func:`callback_class` names the package explicitly.
+
 Each epoch is one meter window, from ``on_train_epoch_start`` to
-``on_train_epoch_end``. Lightning (2.x, ``fit_loop``/``training_epoch_loop``) runs
-an epoch's validation inside the training epoch: after its last training batch,
+``on_train_epoch_end``. Lightning (1.9 and 2.x, ``fit_loop``/``training_epoch_loop``)
+runs an epoch's validation inside the training epoch: after its last training batch,
 ``on_validation_start`` ... ``on_validation_end``, and only then
 ``on_train_epoch_end``; so the window holds training and validation, as a greensed
 epoch does. The sanity-check validation runs before ``on_train_start``, outside
 every window. At ``on_train_epoch_end`` (callbacks are called before the
 LightningModule's own ``on_train_epoch_end``: log the monitored metric in
-validation, as DESED_task does), the epoch's record (every scalar of
-``trainer.callback_metrics``) goes to greensed's run log in ``run_dir``, the
-policies decide from the history, the decision is agreed across ranks with the
-strategy's ``reduce_boolean_decision`` and sets ``trainer.should_stop``;
+validation, as DESED_task does from ``validation_epoch_end``), the epoch's record
+(every scalar of ``trainer.callback_metrics``) goes to greensed's run log in
+``run_dir``, the policies decide from the history, the decision is agreed across
+ranks with the strategy's ``reduce_boolean_decision`` and sets ``trainer.should_stop``;
 ``energy/epoch_kwh``, ``energy/cumulative_kwh`` and ``energy/avg_power_w`` are
 logged with ``pl_module.log`` to the trainer's loggers. ``summary.json`` is written
 at ``on_train_end``, or at ``on_exception`` (interrupted, failed). See
@@ -26,20 +33,19 @@ docs/library.md.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import math
+import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-try:
+if TYPE_CHECKING:  # the hooks' types; at run time, whichever Lightning the user's is
     import lightning.pytorch as pl
-    from lightning.pytorch.utilities import rank_zero_info
-    from lightning.pytorch.utilities.warnings import PossibleUserWarning
-except ImportError as exc:  # the optional extra
-    raise ImportError("greensed.lightning needs Lightning: pip install 'greensed[lightning]'"
-                      ) from exc
 
 from greensed.energy import Meter, Reading, make_meter
 from greensed.energy.base import UNAVAILABLE, MeterWindow
@@ -52,6 +58,11 @@ from greensed.stopping.params import DEFAULT_METRIC
 # The epoch cap when neither the callback nor the trainer has one (max_epochs=-1).
 NO_CAP = 10**9
 ENERGY_PREFIX = "energy/"
+# The packages whose trainers take the callback (the first preferred when the calling
+# code imported neither), and each one's adapter class.
+PACKAGES = {"lightning.pytorch": "LightningEnergyEarlyStopping",
+            "pytorch_lightning": "PLEnergyEarlyStopping"}
+BOTH = "AnyLightningEnergyEarlyStopping"
 
 
 def _watchers(policy: Policy) -> list[Policy]:
@@ -68,7 +79,7 @@ def _watched(policy: Policy) -> list[str]:
     return list(dict.fromkeys(w.metric for w in _watchers(policy)))  # type: ignore[attr-defined]
 
 
-class EnergyEarlyStopping(pl.Callback):
+class EnergyEarlyStopping:
     """Measure each epoch with greensed's meters, write greensed's run log and stop
     training with greensed's policies.
 
@@ -81,7 +92,18 @@ class EnergyEarlyStopping(pl.Callback):
     :class:`greensed.energy.Meter`. ``run_dir``: the run directory (default
     ``<trainer.log_dir>/greensed``). ``batch_size``, ``seed``, ``recipe`` label the
     run for ``greensed report --by``. ``log_energy``: log the energy scalars.
+
+    ``EnergyEarlyStopping(...)`` is an instance of the adapter for the Lightning the
+    calling code imported (:func:`callback_class`), so that its trainer takes it.
     """
+
+    lightning: ClassVar[tuple[str, ...]] = ()  # the adapter's packages
+    _info: ClassVar[Callable[[str], None]] = staticmethod(print)  # its rank_zero_info
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> EnergyEarlyStopping:
+        if not cls.lightning:  # the core itself: pick the adapter
+            cls = callback_class()
+        return super().__new__(cls)
 
     def __init__(self, stop: Sequence[str] | str = (), monitor: str | None = None,
                  mode: str = "max", meter: str | Meter = "auto",
@@ -142,7 +164,7 @@ class EnergyEarlyStopping(pl.Callback):
         # The energy scalars are logged by rank 0 alone (rank_zero_only: no sync needed,
         # every window already holds the ranks' sum): Lightning's advice to sync is moot.
         warnings.filterwarnings("ignore", message=rf".*self\.log\('{ENERGY_PREFIX}",
-                                category=PossibleUserWarning)
+                                category=UserWarning)
         part = rank_meter(m, measures_node=trainer.local_rank == 0)
         return ReducedMeter(part, gather, f"{m.name} x{trainer.world_size} ranks")
 
@@ -159,7 +181,8 @@ class EnergyEarlyStopping(pl.Callback):
             run_dir = self.run_dir or Path(trainer.log_dir or trainer.default_root_dir
                                            ) / "greensed"
             self.run_dir = Path(run_dir)
-            loader = trainer.train_dataloader
+            # 1.9 wraps the user's loader in a CombinedLoader
+            loader = getattr(trainer.train_dataloader, "loaders", trainer.train_dataloader)
             recorder = RunRecorder(
                 run_dir, metric=(_watched(self.policy) or [self.monitor or DEFAULT_METRIC])[0],
                 mode=self.mode,
@@ -201,9 +224,9 @@ class EnergyEarlyStopping(pl.Callback):
         stop = self._record(pl_module, reading, metrics, trainer) \
             if self.recorder is not None else False
         self._unrecorded = None
-        stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        stop = _any_rank(trainer, stop)
         if stop and self.verbose and trainer.is_global_zero:
-            rank_zero_info(f"EnergyEarlyStopping: {self.decision.reason}")
+            self._info(f"EnergyEarlyStopping: {self.decision.reason}")
         trainer.should_stop = trainer.should_stop or stop
 
     def _record(self, pl_module: pl.LightningModule, reading: Reading,
@@ -250,9 +273,9 @@ class EnergyEarlyStopping(pl.Callback):
         if self.recorder is not None and self.recorder.summary is None:
             summary = self.recorder.finish(self.decision if self.decision.stop else None)
             if self.verbose:
-                rank_zero_info(f"EnergyEarlyStopping: {summary.stop_reason}; "
-                               f"{_kwh(summary.total_kwh)} in {summary.epochs} epochs -> "
-                               f"{self.recorder.run.root}")
+                self._info(f"EnergyEarlyStopping: {summary.stop_reason}; "
+                           f"{_kwh(summary.total_kwh)} in {summary.epochs} epochs -> "
+                           f"{self.recorder.run.root}")
         self._close()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -291,9 +314,65 @@ class EnergyEarlyStopping(pl.Callback):
             self.run_dir = Path(state_dict["run_dir"])
 
 
+def callback_class(package: str | None = None) -> type[EnergyEarlyStopping]:
+    """The callback class whose instances a trainer of ``package``
+    (``"lightning.pytorch"`` or ``"pytorch_lightning"``) accepts. Without one: the
+    package the calling code imported (a class of both when it imported both), else
+    the first installed."""
+    if package is not None:
+        if package not in PACKAGES:
+            raise ConfigError(f"EnergyEarlyStopping: no adapter for {package!r}; one of "
+                              f"{', '.join(PACKAGES)}")
+        return _adapter((package,))
+    imported = tuple(p for p in PACKAGES if sys.modules.get(p) is not None)
+    if imported:
+        return _adapter(imported)
+    for p in PACKAGES:
+        try:
+            return _adapter((p,))
+        except ImportError:
+            continue
+    raise ImportError("greensed.lightning needs Lightning (lightning>=2.1 or "
+                      "pytorch_lightning>=1.9): pip install 'greensed[lightning]'")
+
+
+@functools.cache
+def _adapter(packages: tuple[str, ...]) -> type[EnergyEarlyStopping]:
+    """``EnergyEarlyStopping`` with each package's ``Callback`` as a base: a trainer
+    checks ``isinstance(callback, Callback)`` and looks up overridden hooks against
+    it; the core's hooks come first in the MRO."""
+    modules = [importlib.import_module(p) for p in packages]
+    info = importlib.import_module(packages[0] + ".utilities").rank_zero_info
+    name = PACKAGES[packages[0]] if len(packages) == 1 else BOTH
+    cls = type(name, (EnergyEarlyStopping, *(m.Callback for m in modules)),
+               {"__module__": __name__, "__qualname__": name, "lightning": packages,
+                "_info": staticmethod(info)})
+    globals()[name] = cls  # pickled by name (ddp_spawn); __getattr__ makes it on demand
+    return cls
+
+
+def __getattr__(name: str) -> type[EnergyEarlyStopping]:
+    """An adapter by its class name (what unpickling a callback asks for)."""
+    if name == BOTH:
+        return _adapter(tuple(PACKAGES))
+    for package, cls_name in PACKAGES.items():
+        if name == cls_name:
+            return _adapter((package,))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def device_of(pl_module: pl.LightningModule) -> str:
     dev = pl_module.device
     return str(dev) if dev is not None else default_device()
+
+
+def _any_rank(trainer: pl.Trainer, stop: bool) -> bool:
+    """Whether any rank stops (rank 0 alone decides), the same on every rank. 1.5 and
+    1.6 reduce a decision with ``all`` only: there rank 0's is broadcast."""
+    strategy = getattr(trainer, "strategy", None) or trainer.training_type_plugin  # 1.5
+    if "all" in inspect.signature(strategy.reduce_boolean_decision).parameters:
+        return bool(strategy.reduce_boolean_decision(stop, all=False))
+    return bool(strategy.broadcast(stop, src=0))
 
 
 def _lr(trainer: pl.Trainer) -> float | None:

@@ -14,8 +14,9 @@ def loader() -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(data, batch_size=4)
 
 
-class Tiny(pl.LightningModule):
-    """A linear model whose logged ``val_f1`` at epoch i is ``f1[i]`` (scripted)."""
+class TinyCore:
+    """A linear model whose logged ``val_f1`` at epoch i is ``f1[i]`` (scripted); a
+    LightningModule with either package's (``Tiny``: lightning.pytorch's)."""
 
     def __init__(self, f1: list[float]) -> None:
         super().__init__()
@@ -39,6 +40,10 @@ class Tiny(pl.LightningModule):
 
     def val_dataloader(self):
         return loader()
+
+
+class Tiny(TinyCore, pl.LightningModule):
+    pass
 
 
 HOOKS = ("on_train_start", "on_train_epoch_start", "on_validation_start", "on_validation_end",

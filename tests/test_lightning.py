@@ -199,3 +199,33 @@ def test_ranks_agree_on_the_stop_and_their_energy_is_summed(L, tmp_path):
     for r in records:
         assert r.energy_components_kwh.keys() == {"cpu"}
         assert 0 < r.energy_kwh <= 36000 * r.duration_s / 3.6e6 * (1 + 1e-9)
+
+
+def test_a_pytorch_lightning_trainer_takes_the_callback_too(L, tmp_path):
+    """pytorch_lightning (2.x here; 1.9 in tests/test_lightning_legacy.py) is a package
+    of its own whose Trainer refuses lightning.pytorch's callbacks. Once the calling
+    code has imported both, the callback is a Callback of each: either trainer takes
+    it and is stopped by it. (Last in this module: later ones would get that class.)"""
+    pl2 = pytest.importorskip("pytorch_lightning")
+    import lightning_tiny
+
+    from greensed.lightning import callback_class
+
+    assert callback_class("pytorch_lightning").__name__ == "PLEnergyEarlyStopping"
+    for package in (pl2, L.pl):
+        run_dir = tmp_path / package.__name__
+        cb = L.EnergyEarlyStopping(stop="plateau:patience=2", monitor="val_f1",
+                                   meter=tick_meter(), run_dir=run_dir)
+        assert type(cb).__name__ == "AnyLightningEnergyEarlyStopping"
+        assert isinstance(cb, pl2.Callback) and isinstance(cb, L.pl.Callback)
+        module = type("Tiny", (lightning_tiny.TinyCore, package.LightningModule), {})
+        trainer = package.Trainer(accelerator="cpu", max_epochs=10, logger=False,
+                                  callbacks=[cb], enable_progress_bar=False,
+                                  enable_model_summary=False, enable_checkpointing=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer.fit(module([0.1, 0.3, 0.3, 0.2, 0.5]))
+        assert trainer.current_epoch == 4 and trainer.should_stop
+        s = RunDir(run_dir).read_summary()
+        assert (s.stop_policy, s.epochs, s.best_epoch, s.total_kwh) == (
+            "plateau", 4, 2, pytest.approx(4.0))
