@@ -52,6 +52,7 @@ from greensed.energy.base import UNAVAILABLE, MeterWindow
 from greensed.energy.ranks import ReducedMeter, rank_meter
 from greensed.errors import ConfigError
 from greensed.library import RunRecorder, default_device
+from greensed.numbers import count
 from greensed.stopping import CONTINUE, Decision, Policy, make_policy
 from greensed.stopping.params import DEFAULT_METRIC
 
@@ -274,7 +275,7 @@ class EnergyEarlyStopping:
             summary = self.recorder.finish(self.decision if self.decision.stop else None)
             if self.verbose:
                 self._info(f"EnergyEarlyStopping: {summary.stop_reason}; "
-                           f"{_kwh(summary.total_kwh)} in {summary.epochs} epochs -> "
+                           f"{_kwh(summary.total_kwh)} in {count(summary.epochs, 'epoch')} -> "
                            f"{self.recorder.run.root}")
         self._close()
 

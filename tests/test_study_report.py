@@ -144,7 +144,7 @@ def test_estimated_energy_is_marked_in_the_tables_with_how(runs: Path) -> None:
                             if v.startswith("~")]
     # Said once in the table (the mark's note), every line still on stderr.
     assert not any("estimated (meter failed there)" in n for n in t1.notes)
-    assert any("energy of epochs 3 estimated" in w for w in rep.warnings)
+    assert any("energy of epoch 3 estimated" in w for w in rep.warnings)
 
 
 def test_a_cell_without_spread_says_so(runs: Path) -> None:

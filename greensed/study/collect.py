@@ -85,7 +85,8 @@ class Collection:
         """Table notes: what was left out and why, and which totals are estimated."""
         out = [f"left out {p}: {why}" for p, why in self.left_out]
         est = [r for r in self.runs if r.energy.estimated]
-        out += [f"{r.path}: energy of epochs {_span(r.energy.estimated_epochs)} estimated "
+        out += [f"{r.path}: energy of {_epochs_word(r.energy.estimated_epochs)} "
+                f"{_span(r.energy.estimated_epochs)} estimated "
                 "(meter failed there): mean power of its other epochs x their duration"
                 for r in est]
         out += [n for r in self.runs for n in r.energy.notes]
@@ -325,6 +326,10 @@ def metric_notes(runs: Sequence[StudyRun]) -> list[str]:
 def _names(names: Sequence[str], most: int = 8) -> str:
     shown = ", ".join(names[:most]) or "none"
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _epochs_word(epochs: Sequence[int]) -> str:
+    return "epoch" if len(epochs) == 1 else "epochs"
 
 
 def _span(epochs: Sequence[int]) -> str:

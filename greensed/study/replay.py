@@ -222,7 +222,7 @@ def _kwh(x: float | None) -> str:
 def per_run_table(results: Sequence[ReplayResult]) -> Table:
     t = Table("Replay per run", ["Run", "Policy", "Stop epoch", "Fired", "kWh at stop",
                                  "kWh full run", "Saved", "Best F1 to stop", "Max F1",
-                                 "F1 loss (rel.)"])
+                                 "F1 loss (rel.)"], key_columns=2)
     for r in results:
         t.add([str(r.run_dir), r.policy, f"{r.stop_epoch}/{r.epochs}", r.stop_policy or "-",
                _kwh(r.kwh_at_stop), _kwh(r.total_kwh), _pct(r.saved),
