@@ -46,20 +46,12 @@ from greensed.energy.base import UNAVAILABLE, MeterWindow
 from greensed.energy.ranks import ReducedMeter, rank_meter
 from greensed.errors import ConfigError
 from greensed.library import RunRecorder, default_device
-from greensed.stopping import CONTINUE, Decision, Policy, make_policy
+from greensed.stopping import CONTINUE, Decision, Policy, make_policy, watchers
 from greensed.stopping.params import DEFAULT_METRIC
 
 # The epoch cap when neither the callback nor the trainer has one (max_epochs=-1).
 NO_CAP = 10**9
 ENERGY_PREFIX = "energy/"
-
-
-def _watchers(policy: Policy) -> list[str]:
-    """Names of the policies in ``policy`` that watch a metric."""
-    children = getattr(policy, "policies", None)
-    if children is not None:
-        return [n for c in children for n in _watchers(c)]
-    return [policy.name] if hasattr(policy, "metric") else []
 
 
 class EnergyEarlyStopping(pl.Callback):
@@ -107,7 +99,7 @@ class EnergyEarlyStopping(pl.Callback):
     def _policy(self, cap: int) -> Policy:
         policy = make_policy(self.stop, max_epochs=cap, metric=self.monitor or DEFAULT_METRIC,
                              mode=self.mode)
-        watching = _watchers(policy)
+        watching = watchers(policy)
         if watching and self.monitor is None:
             raise ConfigError(f"EnergyEarlyStopping: stop policy '{watching[0]}' watches a "
                               "metric; name the logged one with monitor=... (e.g. 'val_f1')")
@@ -227,7 +219,7 @@ class EnergyEarlyStopping(pl.Callback):
             except (TypeError, ValueError, RuntimeError):  # not a scalar
                 continue
         if self.monitor is not None and self.monitor not in out and self.strict \
-                and _watchers(self.policy):
+                and watchers(self.policy):
             raise ConfigError(
                 f"EnergyEarlyStopping: monitor={self.monitor!r} is not among the logged "
                 f"metrics ({', '.join(sorted(out)) or 'none'}); log it in validation or set "

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from greensed.errors import GreensedError
-from greensed.runlog import EpochRecord, Heartbeat, LostEntry
-from greensed.train import ledger
+from greensed.runlog import EpochRecord, Heartbeat, LostEntry, ledger
 
 
 def records(kwh: list[float], power_w: float = 100.0) -> list[EpochRecord]:
@@ -97,7 +96,7 @@ def test_ledger_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, greensed.train.ledger; "
+    code = ("import sys, greensed.runlog.ledger; "
             "print([m for m in ('torch', 'codecarbon') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -8,15 +8,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from greensed import config as C
+from greensed import config
 from greensed.energy import Reading
 from greensed.errors import ConfigError, GreensedError
 from greensed.library.energy import EnergyMonitor, default_device
+from greensed.library.journal import RunJournal
 from greensed.library.records import budget_of, epoch_record, run_summary
 from greensed.runlog import EpochRecord, LostEntry, RunDir, RunStatus, Summary
+from greensed.runlog.lock import RunLock, check_writable
 from greensed.stopping import Decision, MaxEpochs, Policy
 from greensed.stopping.params import DEFAULT_METRIC
-from greensed.train import ledger
 
 
 class RunRecorder:
@@ -62,62 +63,52 @@ class RunRecorder:
         self.device, self.hardware, self.resume = device, hardware, resume
         self.held_epochs = held_epochs
         self.history: list[EpochRecord] = []
-        self.lost: list[LostEntry] = []
+        self.journal: RunJournal | None = None  # once started
         self.decision: Decision | None = None
         self.summary: Summary | None = None
-        self._lock: Any = None
+        self._lock: RunLock | None = None
         raw: dict[str, dict[str, Any]] = {
             "recipe": {"name": recipe or None, "trainer": trainer or None,
                        "stop": list(stop) or None},
             "train": {"epochs": max_epochs, "batch_size": batch_size, "seed": seed},
             "stop": {"metric": metric, "mode": mode},
             "meter": {"spec": monitor.spec if monitor is not None else None}}
-        self.config = {name: {k: v for k, v in t.items() if v is not None}
-                       for name, t in raw.items()}
-        self.config = {name: t for name, t in self.config.items() if t}
-        C.override(C.RunConfig(), self.config, f"{self.run.config}")  # every value checked
+        given = {name: {k: v for k, v in t.items() if v is not None} for name, t in raw.items()}
+        self.config = {name: t for name, t in given.items() if t}
+        config.override(config.RunConfig(), self.config, f"{self.run.config}")  # all checked
 
     # -- start: config.toml, hardware.json, the lock; on resume, the history
     def start(self) -> Self:
-        from greensed.train import preflight  # torch: only when a run starts
-
         if self.resume and not self.run.epochs.exists() and not self.run.config.exists():
             raise GreensedError(f"{self.run.root}: nothing to resume (no run log)")
         if not self.resume and self.run.epochs.exists():
             raise GreensedError(f"{self.run.root}: already holds a run; pass resume=True or "
                                 "choose another run_dir")
-        preflight.check_writable(self.run)
-        lock = preflight.RunLock(self.run)
+        check_writable(self.run)
+        lock = RunLock(self.run)
         lock.__enter__()
         self._lock = lock
+        self.journal = RunJournal(self.run)
         if self.resume:
-            self._restore()
+            self._restore(self.journal)
         if not self.resume or not self.run.config.exists():
-            self.run.root.mkdir(parents=True, exist_ok=True)
-            from greensed.runlog import atomic_write_bytes, atomic_write_json
-
-            atomic_write_bytes(self.run.config, C.toml_text(self.config).encode())
-            atomic_write_json(self.run.hardware, self._hardware(preflight))
+            self.journal.start(config.toml_text(self.config), self._hardware())
         return self
 
-    def _hardware(self, preflight: Any) -> dict[str, Any]:
-        import torch
+    def _hardware(self) -> dict[str, Any]:
+        import torch  # only when a run starts
 
-        info = preflight.hardware_info(torch.device(self.device or default_device()))
+        from greensed.library.hardware import hardware_info
+
+        info = hardware_info(torch.device(self.device or default_device()))
         return {**info, **(self.hardware or {})}
 
-    def _restore(self) -> None:
+    def _restore(self, journal: RunJournal) -> None:
         self.run.keep_epochs()  # a torn last line from a crash mid-append
-        records, self.lost = self.run.read_epochs(), self.run.read_lost()
+        records = self.run.read_epochs()
         held = len(records) if self.held_epochs is None else self.held_epochs
-        plan = ledger.plan_resume(records, held, self.lost, None,
-                                  checkpoint=f"{self.run.root} (held_epochs={held})")
-        for entry in plan.moved:
-            self.run.append_lost(entry)
-            self.lost.append(entry)
-        if plan.truncate_to is not None:
-            self.run.keep_epochs(plan.truncate_to)
-        self.history = plan.history
+        self.history = journal.resume(records, held,
+                                      checkpoint=f"{self.run.root} (held_epochs={held})")
         if not self.recipe:  # the run's own name, not a resume's empty one
             import tomllib
 
@@ -134,34 +125,42 @@ class RunRecorder:
     def last(self) -> EpochRecord | None:
         return self.history[-1] if self.history else None
 
+    @property
+    def lost(self) -> list[LostEntry]:
+        """The ledger's entries (lost.jsonl) as this run holds them."""
+        return self.journal.lost if self.journal is not None else []
+
+    def _journal(self) -> RunJournal:
+        if self.journal is None:
+            self.start()
+        assert self.journal is not None
+        return self.journal
+
     def add(self, epoch: int, metrics: Mapping[str, Any], reading: Reading,
             **fields: Any) -> EpochRecord:
         """Make the epoch's record (see :func:`epoch_record` for ``fields``) and append
         it to ``epochs.jsonl``; the cumulative energy counts what the ledger holds."""
+        journal = self._journal()
+        journal.settle_unknown(epoch, reading.avg_power_w)
         record = epoch_record(epoch, metrics, reading, previous=self.last,
-                              lost_kwh=ledger.lost_kwh_of(self.lost, epoch), **fields)
+                              lost_kwh=journal.lost_kwh_of(epoch), **fields)
         return self.append(record)
 
     def append(self, record: EpochRecord) -> EpochRecord:
         """Append a record made elsewhere (its epoch must follow the last one)."""
-        if self._lock is None:
-            self.start()
+        journal = self._journal()
         want = len(self.history) + 1
         if record.epoch != want:
             raise ConfigError(f"{self.run.epochs}: epoch {record.epoch} recorded where "
                               f"epoch {want} was due")
-        self.run.append_epoch(record)
+        journal.append(record)
         self.history.append(record)
-        self.run.write_epochs_csv(self.history)
         return record
 
     def cut(self, epoch: int, reading: Reading, why: str) -> LostEntry:
         """A partial epoch that will not be recorded (cut by ``why``): its energy goes to
         ``lost.jsonl`` and the run's total; a later record of ``epoch`` counts it."""
-        entry = ledger.cut_entry(epoch, reading.energy_kwh, reading.duration_s, why, None)
-        self.run.append_lost(entry)
-        self.lost.append(entry)
-        return entry
+        return self._journal().cut(epoch, reading, why)
 
     def decide(self) -> Decision:
         """The ``policy``'s decision on the history so far (kept for the summary)."""
@@ -175,8 +174,7 @@ class RunRecorder:
                error: str | None = None) -> Summary:
         """Write ``summary.json``: how the run ended (``decision``: the stop that ended
         it; default the last :meth:`decide`) and its totals. Releases the lock."""
-        if self._lock is None:
-            self.start()
+        journal = self._journal()
         d = decision or self.decision
         if status is None:
             status = RunStatus.FAILED if error else RunStatus.FINISHED
@@ -198,7 +196,7 @@ class RunRecorder:
                                    batch_size=self.batch_size, seed=self.seed,
                                    recipe=self.recipe, classes=self.classes, error=error)
         try:
-            self.run.write_summary(self.summary)
+            journal.finish(self.summary)
         finally:
             self._release()
         return self.summary

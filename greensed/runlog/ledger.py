@@ -7,7 +7,7 @@ checkpoint (measured, and redone on resume). Each lands once in ``lost.jsonl``;
 the epoch record that finally covers that epoch adds it to its
 ``cumulative_kwh``, and a run's total is the last record's cumulative energy
 plus what no record covers yet. Pure arithmetic on run-log records: no torch,
-no files (see :class:`greensed.train.writer.RunWriter` for those).
+no files (see :class:`greensed.library.journal.RunJournal` for those).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from greensed.energy.base import J_PER_KWH
 from greensed.errors import GreensedError
-from greensed.runlog import EpochRecord, Heartbeat, LostEntry
+from greensed.runlog.records import EpochRecord, Heartbeat, LostEntry
 
 REDONE = "measured: finished epoch redone on resume (died before its checkpoint)"
 ESTIMATED = "estimated: elapsed time x mean power of finished epochs"
