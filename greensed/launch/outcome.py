@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greensed.launch.plan import CellPlan
-from greensed.runlog import RunDir, RunStatus
+from greensed.runlog import LaunchRecord, LaunchState, RunDir, RunStatus
 
 Reporter = Callable[[str], None]
 
@@ -66,10 +66,10 @@ def outcome_from_dir(plan: CellPlan, duration_s: float, fallback_error: str | No
     """A cell's outcome from what it left: summary.json, else launch.json's error."""
     d = RunDir(plan.run_dir)
     summary = d.read_summary()
-    launch = d.read_object(d.launch) or {}
-    if launch.get("state") == "failed":
-        return CellOutcome(plan, "failed", launch.get("error") or fallback_error, duration_s)
-    if launch.get("state") == "ended" and summary is not None:
+    launch = d.read_launch() or LaunchRecord()
+    if launch.state is LaunchState.FAILED:
+        return CellOutcome(plan, "failed", launch.error or fallback_error, duration_s)
+    if launch.state is LaunchState.ENDED and summary is not None:
         err = summary.error if summary.status is not RunStatus.FINISHED else None
         return CellOutcome(plan, summary.status.value, err, duration_s)
     return CellOutcome(plan, "failed", fallback_error or "ended without a summary", duration_s)

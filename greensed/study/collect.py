@@ -27,10 +27,12 @@ from greensed.runlog import RunDir, RunLog, RunStatus
 
 
 class RunState(StrEnum):
-    FINISHED = "finished"
-    INTERRUPTED = "interrupted"
-    DIVERGED = "diverged"
-    FAILED = "failed"
+    """How a run ended (RunStatus's values), or why the study sees no end."""
+
+    FINISHED = RunStatus.FINISHED.value
+    INTERRUPTED = RunStatus.INTERRUPTED.value
+    DIVERGED = RunStatus.DIVERGED.value
+    FAILED = RunStatus.FAILED.value
     RUNNING = "running"  # a live trainer holds its lock
     INCOMPLETE = "incomplete"  # no summary and no trainer: killed and never resumed
     DAMAGED = "damaged"  # its files disagree (torn epoch line, summary vs log)
