@@ -139,23 +139,46 @@ class RunRecorder:
     def add(self, epoch: int, metrics: Mapping[str, Any], reading: Reading,
             **fields: Any) -> EpochRecord:
         """Make the epoch's record (see :func:`epoch_record` for ``fields``) and append
-        it to ``epochs.jsonl``; the cumulative energy counts what the ledger holds."""
+        it to ``epochs.jsonl``; the cumulative energy counts what the ledger holds. A
+        refused record (an epoch out of turn, a bad value) puts ``reading`` in
+        ``lost.jsonl``, so the window's energy stays in the run's total."""
         journal = self._journal()
-        journal.settle_unknown(epoch, reading.avg_power_w)
-        record = epoch_record(epoch, metrics, reading, previous=self.last,
-                              lost_kwh=journal.lost_kwh_of(epoch), **fields)
+        try:
+            self._check_turn(epoch)
+            journal.settle_unknown(epoch, reading.avg_power_w)
+            record = epoch_record(epoch, metrics, reading, previous=self.last,
+                                  lost_kwh=journal.lost_kwh_of(epoch), **fields)
+        except ConfigError as exc:
+            raise self._refused(exc, reading) from None
         return self.append(record)
 
     def append(self, record: EpochRecord) -> EpochRecord:
-        """Append a record made elsewhere (its epoch must follow the last one)."""
+        """Append a record made elsewhere (its epoch must follow the last one; a refused
+        one's energy goes to ``lost.jsonl``, as in :meth:`add`)."""
         journal = self._journal()
-        want = len(self.history) + 1
-        if record.epoch != want:
-            raise ConfigError(f"{self.run.epochs}: epoch {record.epoch} recorded where "
-                              f"epoch {want} was due")
+        try:
+            self._check_turn(record.epoch)
+        except ConfigError as exc:
+            raise self._refused(exc, Reading(record.energy_kwh, record.duration_s or 0.0,
+                                             meter=record.meter)) from None
         journal.append(record)
         self.history.append(record)
         return record
+
+    def _check_turn(self, epoch: int) -> None:
+        want = len(self.history) + 1
+        if epoch != want:
+            raise ConfigError(f"{self.run.epochs}: epoch {epoch!r} recorded where epoch "
+                              f"{want} was due")
+
+    def _refused(self, exc: ConfigError, reading: Reading) -> ConfigError:
+        """The error for a refused record, once its window's energy is in the ledger
+        (as a part of the epoch that was due, which its record will count)."""
+        due = len(self.history) + 1
+        entry = self._journal().cut(due, reading, "a refused record")
+        kwh = "energy unknown" if entry.kwh is None else f"{entry.kwh:.6g} kWh"
+        return ConfigError(f"{exc}; its window ({kwh}) is in {self.run.lost} as part of "
+                           f"epoch {due}: do not add that reading again")
 
     def cut(self, epoch: int, reading: Reading, why: str) -> LostEntry:
         """A partial epoch that will not be recorded (cut by ``why``): its energy goes to
