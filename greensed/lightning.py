@@ -160,6 +160,8 @@ class EnergyEarlyStopping(pl.Callback):
     # -- the epoch window
     def _begin(self) -> None:
         if self._window is None and self._meter is not None:
+            if self.recorder is not None:
+                self.recorder.begin()  # the heartbeat of the epoch in flight
             self._window = MeterWindow(self._meter).__enter__()
             self._val_s, self._val_t0 = 0.0, None
 

@@ -12,7 +12,7 @@ from greensed import config
 from greensed.energy import Reading
 from greensed.errors import ConfigError, GreensedError
 from greensed.library.energy import EnergyMonitor, default_device
-from greensed.library.journal import RunJournal
+from greensed.library.journal import HEARTBEAT_S, Beat, RunJournal
 from greensed.library.records import budget_of, epoch_record, run_summary
 from greensed.runlog import EpochRecord, LostEntry, RunDir, RunStatus, Summary
 from greensed.runlog.lock import RunLock, check_writable
@@ -46,6 +46,9 @@ class RunRecorder:
     summary, where ``greensed report --by batch|recipe`` and ``status`` read them.
     ``resume``: continue a directory that holds a run; ``held_epochs``: the epochs the
     checkpoint you resume from holds (logged epochs after it move to the ledger).
+    ``heartbeat_s``: the period of the heartbeat of the epoch in flight, which a
+    ``monitor``'s window starts (or :meth:`begin`): a kill -9 loses at most that much
+    of the epoch's energy, the resume estimates the rest (docs/reliability.md).
     """
 
     def __init__(self, run_dir: str | Path, *, metric: str = DEFAULT_METRIC,
@@ -55,13 +58,16 @@ class RunRecorder:
                  stop: Sequence[str] = (), monitor: EnergyMonitor | None = None,
                  device: str | None = None, hardware: Mapping[str, Any] | None = None,
                  classes: Sequence[str] = (), resume: bool = False,
-                 held_epochs: int | None = None) -> None:
+                 held_epochs: int | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.run = RunDir(Path(run_dir))
         self.metric, self.mode, self.policy = metric, mode, policy
         self.max_epochs, self.batch_size, self.seed = max_epochs, batch_size, seed
         self.recipe, self.monitor, self.classes = recipe, monitor, tuple(classes)
         self.device, self.hardware, self.resume = device, hardware, resume
-        self.held_epochs = held_epochs
+        self.held_epochs, self.heartbeat_s = held_epochs, heartbeat_s
+        self._beat: Beat | None = None  # the epoch in flight, from its window's start
+        if monitor is not None:
+            monitor.on_window.append(self.begin)
         self.history: list[EpochRecord] = []
         self.journal: RunJournal | None = None  # once started
         self.decision: Decision | None = None
@@ -88,7 +94,7 @@ class RunRecorder:
         lock = RunLock(self.run)
         lock.__enter__()
         self._lock = lock
-        self.journal = RunJournal(self.run)
+        self.journal = RunJournal(self.run, heartbeat_s=self.heartbeat_s)
         if self.resume:
             self._restore(self.journal)
         if not self.resume or not self.run.config.exists():
@@ -161,7 +167,8 @@ class RunRecorder:
         except ConfigError as exc:
             raise self._refused(exc, Reading(record.energy_kwh, record.duration_s or 0.0,
                                              meter=record.meter)) from None
-        journal.append(record)
+        journal.append(record, self._beat)
+        self._end_beat()
         self.history.append(record)
         return record
 
@@ -175,7 +182,7 @@ class RunRecorder:
         """The error for a refused record, once its window's energy is in the ledger
         (as a part of the epoch that was due, which its record will count)."""
         due = len(self.history) + 1
-        entry = self._journal().cut(due, reading, "a refused record")
+        entry = self.cut(due, reading, "a refused record")
         kwh = "energy unknown" if entry.kwh is None else f"{entry.kwh:.6g} kWh"
         return ConfigError(f"{exc}; its window ({kwh}) is in {self.run.lost} as part of "
                            f"epoch {due}: do not add that reading again")
@@ -183,7 +190,27 @@ class RunRecorder:
     def cut(self, epoch: int, reading: Reading, why: str) -> LostEntry:
         """A partial epoch that will not be recorded (cut by ``why``): its energy goes to
         ``lost.jsonl`` and the run's total; a later record of ``epoch`` counts it."""
-        return self._journal().cut(epoch, reading, why)
+        beat = self._beat if self._beat is not None and self._beat.epoch == epoch else None
+        entry = self._journal().cut(epoch, reading, why, beat)
+        if beat is not None:
+            self._end_beat()
+        return entry
+
+    def begin(self) -> None:
+        """The window of the next epoch begins: its heartbeat starts (a ``monitor``
+        given to the recorder calls this at each window's start; the Lightning callback
+        at each epoch's). Until its record or cut, ``heartbeat.json`` says how long it
+        has run, so a resume after kill -9 estimates its energy as greensed's trainer
+        does."""
+        if self.journal is None or self.summary is not None:
+            return
+        self._end_beat()
+        self._beat = self.journal.heartbeat(len(self.history) + 1).__enter__()
+
+    def _end_beat(self) -> None:
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.__exit__(None, None, None)
 
     def decide(self) -> Decision:
         """The ``policy``'s decision on the history so far (kept for the summary)."""
@@ -218,6 +245,9 @@ class RunRecorder:
                                    budget_kwh=budget_of(self.policy), meter=self._meter_name(),
                                    batch_size=self.batch_size, seed=self.seed,
                                    recipe=self.recipe, classes=self.classes, error=error)
+        if self._beat is not None:  # a window begun for no epoch: nothing in flight now
+            self._beat.accounted = True
+        self._end_beat()
         try:
             journal.finish(self.summary)
         finally:
