@@ -43,6 +43,19 @@ def test_log_two_epochs_ahead_of_the_checkpoint_is_refused():
         ledger.plan_resume(records([0.1, 0.1, 0.1]), 1, [], None, checkpoint="last.pt")
 
 
+def test_an_older_checkpoint_redoes_every_later_epoch_when_allowed():
+    """A loop that keeps older checkpoints (Lightning) may resume from any: each
+    logged epoch after it moves to the ledger, measured, once."""
+    recs = records([0.1, 0.2, 0.3])
+    plan = ledger.plan_resume(recs, 1, [], None, checkpoint="epoch=0.ckpt", max_ahead=None)
+    assert plan.history == recs[:1] and plan.truncate_to == 1
+    assert [(e.epoch, e.kwh, e.how) for e in plan.moved] == [
+        (2, 0.2, ledger.REDONE_OLDER), (3, 0.3, ledger.REDONE_OLDER)]
+    again = ledger.plan_resume(recs, 1, plan.moved, None, checkpoint="epoch=0.ckpt",
+                               max_ahead=None)  # a resume that died before truncating
+    assert again.moved == []
+
+
 def test_crash_is_estimated_from_mean_power_once_per_attempt():
     recs = records([0.1, 0.1], power_w=50.0)
     beat = Heartbeat(3, 72.0, 11)

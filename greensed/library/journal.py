@@ -97,11 +97,13 @@ class RunJournal:
         atomic_write_json(self.run.hardware, dict(hardware))
 
     def resume(self, records: Sequence[EpochRecord], held: int,
-               last: EpochRecord | None = None, *, checkpoint: str) -> list[EpochRecord]:
+               last: EpochRecord | None = None, *, checkpoint: str,
+               max_ahead: int | None = 1) -> list[EpochRecord]:
         """The history a resume from ``checkpoint`` (holding ``held`` epochs) continues
-        from; moves what the checkpoint lacks to the ledger and cuts epochs.jsonl to the
-        checkpoint (docs/reliability.md). A log that lost the checkpoint's own last
-        record (a cut line) gets ``last`` back, so the log and the weights agree."""
+        from; moves what the checkpoint lacks (up to ``max_ahead`` epochs, None: any) to
+        the ledger and cuts epochs.jsonl to the checkpoint (docs/reliability.md). A log
+        that lost the checkpoint's own last record (a cut line) gets ``last`` back, so
+        the log and the weights agree."""
         records = list(records)
         if held == len(records) + 1 and last is not None and last.epoch == held:
             self.run.append_epoch(last)
@@ -112,7 +114,7 @@ class RunJournal:
                 f"{held}: the log lost records the weights have (and this checkpoint cannot "
                 "restore them); keep a copy and start a new run")
         plan = ledger.plan_resume(records, held, self.lost, self.run.read_heartbeat(),
-                                  checkpoint=checkpoint)
+                                  checkpoint=checkpoint, max_ahead=max_ahead)
         for entry in plan.moved:  # before the truncation: a crash here redoes no harm
             self.run.append_lost(entry)
             self.lost.append(entry)

@@ -113,7 +113,8 @@ class RunRecorder:
         self.run.keep_epochs()  # a torn last line from a crash mid-append
         records = self.run.read_epochs()
         held = len(records) if self.held_epochs is None else self.held_epochs
-        self.history = journal.resume(records, held,
+        # Any older checkpoint: a loop (Lightning's ModelCheckpoint) may keep several.
+        self.history = journal.resume(records, held, max_ahead=None,
                                       checkpoint=f"{self.run.root} (held_epochs={held})")
         if not self.recipe:  # the run's own name, not a resume's empty one
             import tomllib
