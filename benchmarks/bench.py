@@ -30,11 +30,11 @@ from greensed.data.audio import load_clip
 from greensed.data.features import compute_mels, mel_module
 from greensed.data.spec import CLASSES, OUT_FRAME_S
 from greensed.energy import make_meter
+from greensed.library.hardware import hardware_info
 from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import intersection_f1
 from greensed.model.crnn import CRNN
 from greensed.model.teacher import make_teacher
-from greensed.train.preflight import hardware_info
 from greensed.train.reference import reference_step
 from greensed.train.step import Batch, optimize
 from greensed.train.validate import predict

@@ -47,7 +47,6 @@ POSITIVE = Range(gt=0)
 NON_NEGATIVE = Range(ge=0)
 AT_LEAST_1 = Range(ge=1)
 FRACTION = Range(ge=0, le=1)
-PROBABILITY = FRACTION
 
 PositiveFloat = Annotated[float, POSITIVE]
 NonNegativeFloat = Annotated[float, NON_NEGATIVE]

@@ -54,6 +54,7 @@ from greensed.errors import ConfigError
 from greensed.library import RunRecorder, default_device
 from greensed.numbers import count
 from greensed.stopping import CONTINUE, Decision, Policy, make_policy
+from greensed.stopping.base import watched_metrics, watching
 from greensed.stopping.params import DEFAULT_METRIC
 
 # The epoch cap when neither the callback nor the trainer has one (max_epochs=-1).
@@ -64,20 +65,6 @@ ENERGY_PREFIX = "energy/"
 PACKAGES = {"lightning.pytorch": "LightningEnergyEarlyStopping",
             "pytorch_lightning": "PLEnergyEarlyStopping"}
 BOTH = "AnyLightningEnergyEarlyStopping"
-
-
-def _watchers(policy: Policy) -> list[Policy]:
-    """The policies in ``policy`` that watch a metric."""
-    children = getattr(policy, "policies", None)
-    if children is not None:
-        return [w for c in children for w in _watchers(c)]
-    return [policy] if isinstance(getattr(policy, "metric", None), str) else []
-
-
-def _watched(policy: Policy) -> list[str]:
-    """The metrics the policies in ``policy`` watch: ``monitor``, or a spec's own
-    ``metric=`` (the default's: the metric it was chosen on)."""
-    return list(dict.fromkeys(w.metric for w in _watchers(policy)))  # type: ignore[attr-defined]
 
 
 class EnergyEarlyStopping:
@@ -137,9 +124,9 @@ class EnergyEarlyStopping:
         policy = make_policy(self.stop, max_epochs=cap, metric=self.monitor or DEFAULT_METRIC,
                              mode=self.mode)
         # Without monitor, a policy that names no metric of its own cannot know which.
-        watching = [w.name for w in _watchers(policy) if w.metric == DEFAULT_METRIC]  # type: ignore[attr-defined]
-        if watching and self.monitor is None:
-            raise ConfigError(f"EnergyEarlyStopping: stop policy '{watching[0]}' watches a "
+        unnamed = [w.name for w in watching(policy) if w.watches == DEFAULT_METRIC]
+        if unnamed and self.monitor is None:
+            raise ConfigError(f"EnergyEarlyStopping: stop policy '{unnamed[0]}' watches a "
                               "metric; name the logged one with monitor=... (e.g. 'val_f1')")
         return policy
 
@@ -185,7 +172,8 @@ class EnergyEarlyStopping:
             # 1.9 wraps the user's loader in a CombinedLoader
             loader = getattr(trainer.train_dataloader, "loaders", trainer.train_dataloader)
             recorder = RunRecorder(
-                run_dir, metric=(_watched(self.policy) or [self.monitor or DEFAULT_METRIC])[0],
+                run_dir,
+                metric=(watched_metrics(self.policy) or [self.monitor or DEFAULT_METRIC])[0],
                 mode=self.mode,
                 policy=self.policy, max_epochs=cap if cap != NO_CAP else None,
                 batch_size=self.batch_size or getattr(loader, "batch_size", None),
@@ -200,6 +188,8 @@ class EnergyEarlyStopping:
     # -- the epoch window
     def _begin(self) -> None:
         if self._window is None and self._meter is not None:
+            if self.recorder is not None:
+                self.recorder.begin()  # the heartbeat of the epoch in flight
             self._window = MeterWindow(self._meter).__enter__()
             self._val_s, self._val_t0 = 0.0, None
 
@@ -258,7 +248,7 @@ class EnergyEarlyStopping:
                 out[key] = float(value)
             except (TypeError, ValueError, RuntimeError):  # not a scalar
                 continue
-        missing = [m for m in _watched(self.policy) if m not in out]
+        missing = [m for m in watched_metrics(self.policy) if m not in out]
         if missing and self.strict:
             raise ConfigError(
                 f"EnergyEarlyStopping: monitor={missing[0]!r} is not among the logged "

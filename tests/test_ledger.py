@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from greensed.errors import GreensedError
-from greensed.runlog import EpochRecord, Heartbeat, LostEntry
-from greensed.train import ledger
+from greensed.runlog import EpochRecord, Heartbeat, LostEntry, ledger
 
 
 def records(kwh: list[float], power_w: float = 100.0) -> list[EpochRecord]:
@@ -42,6 +41,19 @@ def test_redone_epoch_names_its_heartbeat_so_no_estimate_is_added():
 def test_log_two_epochs_ahead_of_the_checkpoint_is_refused():
     with pytest.raises(GreensedError, match="last.pt: holds epoch 1 but the log has 3 epochs"):
         ledger.plan_resume(records([0.1, 0.1, 0.1]), 1, [], None, checkpoint="last.pt")
+
+
+def test_an_older_checkpoint_redoes_every_later_epoch_when_allowed():
+    """A loop that keeps older checkpoints (Lightning) may resume from any: each
+    logged epoch after it moves to the ledger, measured, once."""
+    recs = records([0.1, 0.2, 0.3])
+    plan = ledger.plan_resume(recs, 1, [], None, checkpoint="epoch=0.ckpt", max_ahead=None)
+    assert plan.history == recs[:1] and plan.truncate_to == 1
+    assert [(e.epoch, e.kwh, e.how) for e in plan.moved] == [
+        (2, 0.2, ledger.REDONE_OLDER), (3, 0.3, ledger.REDONE_OLDER)]
+    again = ledger.plan_resume(recs, 1, plan.moved, None, checkpoint="epoch=0.ckpt",
+                               max_ahead=None)  # a resume that died before truncating
+    assert again.moved == []
 
 
 def test_crash_is_estimated_from_mean_power_once_per_attempt():
@@ -97,7 +109,7 @@ def test_ledger_imports_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, greensed.train.ledger; "
+    code = ("import sys, greensed.runlog.ledger; "
             "print([m for m in ('torch', 'codecarbon') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

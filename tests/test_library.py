@@ -196,6 +196,33 @@ def test_run_recorder_refuses_a_used_directory_and_resumes_one(tmp_path):
         greensed.RunRecorder(tmp_path / "none", resume=True).start()
 
 
+def test_a_refused_record_keeps_its_windows_energy_in_the_ledger(tmp_path):
+    """An epoch out of turn (or a bad value) is refused, and the energy its window
+    measured goes to lost.jsonl, counted once in the run's total."""
+    run_dir = tmp_path / "run"
+    with greensed.EnergyMonitor(tick_meter()) as monitor, \
+            greensed.RunRecorder(run_dir, monitor=monitor) as run:
+        for epoch in (1, 3):  # the loop skipped epoch 2
+            with monitor.window() as w:
+                pass
+            if epoch == 1:
+                run.add(epoch, {"teacher_f1": 0.2}, w.reading)
+                continue
+            with pytest.raises(ConfigError, match=r"epoch 3 recorded where epoch 2 was due; "
+                                                  r"its window \(1 kWh\) is in .*lost.jsonl"):
+                run.add(epoch, {"teacher_f1": 0.3}, w.reading)
+        with monitor.window() as w:
+            pass
+        with pytest.raises(ConfigError, match="not a number.*lost.jsonl"):
+            run.add(2, {"teacher_f1": object()}, w.reading)
+        with monitor.window() as w:
+            pass
+        rec = run.add(2, {"teacher_f1": 0.3}, w.reading)
+    assert [(e.epoch, e.kwh) for e in RunDir(run_dir).read_lost()] == [(2, 1.0), (2, 1.0)]
+    assert rec.cumulative_kwh == pytest.approx(4.0)  # epochs 1 and 2 + the two refused windows
+    assert run.summary.total_kwh == pytest.approx(4.0) and run.summary.lost_kwh == 2.0
+
+
 def _example():
     spec = importlib.util.spec_from_file_location("plain_loop", REPO / "examples/plain_loop.py")
     module = importlib.util.module_from_spec(spec)

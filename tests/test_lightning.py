@@ -144,6 +144,27 @@ def test_runs_to_the_epoch_cap_and_resumes_from_a_checkpoint(L, tmp_path):
     assert RunDir(run_dir).read_summary().recipe == "tiny"  # kept from the first fit
 
 
+def test_resumes_from_an_older_checkpoint_redoing_the_later_epochs(L, tmp_path):
+    """fit(ckpt_path=<epoch 1's checkpoint>) on a run that logged 3 epochs: epochs 2
+    and 3 are redone, their first attempts' energy in the ledger (docs/library.md)."""
+    run_dir = tmp_path / "run"
+    ckpt = L.pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ck", save_top_k=-1,
+                                          filename="{epoch}")
+    cb = L.EnergyEarlyStopping(stop="plateau:patience=5", monitor="val_f1", meter=tick_meter(),
+                               run_dir=run_dir)
+    fit(L, tmp_path, cb, [0.1, 0.2, 0.3], max_epochs=3, extra=(ckpt,))
+    assert len(RunDir(run_dir).read_epochs()) == 3
+    cb2 = L.EnergyEarlyStopping(stop="plateau:patience=5", monitor="val_f1", meter=tick_meter())
+    fit(L, tmp_path, cb2, [0.1, 0.2, 0.3], max_epochs=3,
+        ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
+    run = RunDir(run_dir)
+    assert [r.epoch for r in run.read_epochs()] == [1, 2, 3]
+    assert [(e.epoch, e.kwh) for e in run.read_lost()] == [(2, 1.0), (3, 1.0)]
+    assert run.read_epochs()[-1].cumulative_kwh == pytest.approx(5.0)  # 3 + 2 first attempts
+    s = run.read_summary()
+    assert s.epochs == 3 and s.total_kwh == pytest.approx(5.0) and s.lost_kwh == 2.0
+
+
 def test_a_missing_monitor_fails_the_run_with_its_summary(L, tmp_path):
     run_dir = tmp_path / "run"
     cb = L.EnergyEarlyStopping(stop="plateau", monitor="val_f2", meter=tick_meter(),

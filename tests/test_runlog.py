@@ -174,3 +174,17 @@ def test_schema1_fixture_resumes_for_one_more_epoch(tmp_path, monkeypatch, one_t
     s = d.read_summary()
     assert s.finished and s.epochs == 4 and s.total_kwh == pytest.approx(after[3].cumulative_kwh)
     assert s.lost_kwh == pytest.approx(d.read_lost()[0].kwh)
+
+
+def test_launch_json_is_a_typed_record(tmp_path):
+    from greensed.launch.plan import mark
+    from greensed.runlog import LaunchRecord, LaunchState
+
+    mark(tmp_path, launcher="local", state="submitted", job_id=None, recipe="bs8", replace=True)
+    mark(tmp_path, state="ended", status="finished", host="h", pid=7)
+    launch = RunDir(tmp_path).read_launch()
+    assert launch == LaunchRecord(launcher="local", state=LaunchState.ENDED,
+                                  recipe="bs8", host="h", pid=7, status=RunStatus.FINISHED)
+    with pytest.raises(RunLogError, match="'state' = 'sent' is not one of submitted"):
+        mark(tmp_path, state="sent")
+    assert RunDir(tmp_path).read_launch() == launch  # a refused update writes nothing

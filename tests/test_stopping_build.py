@@ -17,6 +17,7 @@ from greensed.stopping import (
     parse_spec,
     stop_flags,
 )
+from greensed.stopping.base import watched_metrics
 
 
 def stop(**table) -> StopConfig:
@@ -208,7 +209,7 @@ def test_default_watches_the_metric_it_was_chosen_on_in_every_entry_point():
 def test_the_lightning_callback_watches_the_defaults_metric():
     L = pytest.importorskip("greensed.lightning")
     cb = L.EnergyEarlyStopping(stop="default", monitor="val_f1", meter="none")
-    assert L._watched(cb._policy(40)) == ["student_f1"]
+    assert watched_metrics(cb._policy(40)) == ["student_f1"]
     # no monitor needed: the default names its metric
-    assert L._watched(L.EnergyEarlyStopping(stop="default", meter="none")._policy(40)) == [
+    assert watched_metrics(L.EnergyEarlyStopping(stop="default", meter="none")._policy(40)) == [
         "student_f1"]

@@ -128,34 +128,24 @@ def train(
       greensed train --stop plateau,budget --budget-kwh 0.5 --country-iso-code FRA
       greensed train --resume runs/quick-bs8-seed42-20240101-120000 --epochs 20
     """
-    from greensed import config as C
-    from greensed.runlog import RunDir, RunStatus
+    from greensed import config
+    from greensed.runlog import RunStatus
     from greensed.stopping import stop_flags as apply_stop_flags
     from greensed.train.loop import train as run_training
+    from greensed.train.resume import resume_target, resumed_config, resumed_name
 
     if resume is not None:
-        if out is not None and out.resolve() != resume.resolve():
-            raise GreensedError(f"--resume {resume} --out {out}: a resumed run stays in its "
-                                "directory; give one of them")
-        d = RunDir(resume)
-        if not d.config.exists():
-            raise GreensedError(f"{resume}: nothing to resume (no {d.config.name})")
-        text = d.read_config_text() or ""
-        cfg = C.from_toml_text(text, str(d.config))
+        d = resume_target(resume, out)
+        cfg = resumed_config(d, _recipe(recipe) if recipe is not None else None)
         if recipe is not None:
-            cfg = C.load_recipe(_recipe(recipe), cfg)
             _model_folder(cfg, _recipe(recipe))
-        run_dir = resume
-        # The run keeps the recipe name it started with (the summary, else the launcher's).
-        before = d.read_summary()
-        name = (before.recipe if before and before.recipe else
-                str((d.read_object(d.launch) or {}).get("recipe") or resume.name))
+        run_dir, name = resume, resumed_name(d)
     else:
         path = _recipe(recipe) if recipe else DEFAULT_RECIPE
-        cfg = C.load_recipe(path)
+        cfg = config.load_recipe(path)
         name = recipe_name(path)
         _model_folder(cfg, path)
-    cfg = C.override(cfg, _train_flags(
+    cfg = config.override(cfg, _train_flags(
         data=data, epochs=epochs, batch_size=batch_size, seed=seed, device=device, meter=meter,
         skip_bad_audio=skip_bad_audio, max_steps_per_epoch=max_steps_per_epoch,
         cache_dir=cache_dir, precision=precision, compile_=compile_, protocol=protocol,

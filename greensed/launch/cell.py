@@ -15,10 +15,10 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from greensed import config as C
+from greensed import config
 from greensed.errors import GreensedError
 from greensed.launch.plan import action_for, mark, utc_now
-from greensed.runlog import RunDir, RunStatus, Summary
+from greensed.runlog import LaunchRecord, RunDir, RunStatus, Summary
 
 
 def last_error_line(exc: BaseException) -> str:
@@ -39,14 +39,14 @@ def run_cell(run_dir: str | Path, *, threads: int | None = None,
     action = action_for(run_dir)
     if action == "skip":
         return d.read_summary()
-    launch = d.read_object(d.launch) or {}
+    launch = d.read_launch() or LaunchRecord()
     mark(run_dir, state="started", started_utc=utc_now(), host=socket.gethostname(),
          pid=os.getpid(), action=action, error=None)
     try:
         recipe = d.cell_recipe
         if not recipe.exists():
             raise GreensedError(f"{recipe}: missing (the launcher writes it before a cell starts)")
-        cfg = C.from_toml_text(recipe.read_text(), str(recipe))
+        cfg = config.from_toml_text(recipe.read_text(), str(recipe))
         import torch
 
         # Intra-op threads beyond the CPUs a cell owns make torch spin and crawl
@@ -56,7 +56,7 @@ def run_cell(run_dir: str | Path, *, threads: int | None = None,
             torch.set_num_threads(threads)
         try:
             result = train(cfg, run_dir, resume=action == "resume", report=report,
-                           recipe_name=str(launch.get("recipe") or ""))
+                           recipe_name=launch.recipe or "")
         finally:
             torch.set_num_threads(saved_threads)
     except (KeyboardInterrupt, SystemExit):

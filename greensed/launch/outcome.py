@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greensed.launch.plan import CellPlan
-from greensed.runlog import RunDir, RunStatus
+from greensed.runlog import LaunchRecord, LaunchState, RunDir, RunStatus
+from greensed.units import fmt_clock
 
 Reporter = Callable[[str], None]
 
@@ -38,7 +39,7 @@ class Progress:
             return ""
         left_s = (sum(self.durations) / len(self.durations)
                   * math.ceil((self.total - self.done) / self.parallel))
-        return f" | ETA {fmt_s(left_s)}"
+        return f" | ETA {fmt_clock(left_s)}"
 
     def started(self, plan: CellPlan, how: str = "") -> None:
         verb = "resuming" if plan.action == "resume" else "starting"
@@ -49,16 +50,10 @@ class Progress:
         self.done += 1
         if outcome.state == "finished" and outcome.duration_s is not None:
             self.durations.append(outcome.duration_s)
-        took = f" in {fmt_s(outcome.duration_s)}" if outcome.duration_s is not None else ""
+        took = f" in {fmt_clock(outcome.duration_s)}" if outcome.duration_s is not None else ""
         why = f": {outcome.error}" if outcome.error else ""
         self.report(f"[{self.done}/{self.total} done] {outcome.plan.label} {outcome.state}"
                     f"{took}{why}{self.eta()}")
-
-
-def fmt_s(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else (
-        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s} s")
 
 
 def outcome_from_dir(plan: CellPlan, duration_s: float, fallback_error: str | None = None
@@ -66,10 +61,10 @@ def outcome_from_dir(plan: CellPlan, duration_s: float, fallback_error: str | No
     """A cell's outcome from what it left: summary.json, else launch.json's error."""
     d = RunDir(plan.run_dir)
     summary = d.read_summary()
-    launch = d.read_object(d.launch) or {}
-    if launch.get("state") == "failed":
-        return CellOutcome(plan, "failed", launch.get("error") or fallback_error, duration_s)
-    if launch.get("state") == "ended" and summary is not None:
+    launch = d.read_launch() or LaunchRecord()
+    if launch.state is LaunchState.FAILED:
+        return CellOutcome(plan, "failed", launch.error or fallback_error, duration_s)
+    if launch.state is LaunchState.ENDED and summary is not None:
         err = summary.error if summary.status is not RunStatus.FINISHED else None
         return CellOutcome(plan, summary.status.value, err, duration_s)
     return CellOutcome(plan, "failed", fallback_error or "ended without a summary", duration_s)

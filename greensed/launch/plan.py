@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from greensed import config as C
-from greensed import runlog
+from greensed import config, runlog
 from greensed.errors import ConfigError
 from greensed.launch.grid import Cell, Grid
 from greensed.runlog import RunDir, RunStatus
@@ -107,7 +106,7 @@ def plan_grid(grid: Grid, out: str | Path, *, data: str | None = None,
              "meter": {"spec": meter} if meter is not None else {}}
     plans = []
     for cell in grid.cells():
-        cell = dataclasses.replace(cell, config=C.override(cell.config, flags, "command line"))
+        cell = dataclasses.replace(cell, config=config.override(cell.config, flags, "command line"))
         run_dir = cell.run_dir(out).resolve()
         plans.append(CellPlan(cell, run_dir, action_for(run_dir)))
     return plans
@@ -118,15 +117,17 @@ def prepare(plan: CellPlan, launcher: str, *, job_id: str | None = None,
     """Write the cell's recipe and its launch marker before it is started or submitted."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     runlog.atomic_write_bytes(RunDir(plan.run_dir).cell_recipe,
-                              C.to_toml(plan.cell.config).encode())
+                              config.to_toml(plan.cell.config).encode())
     mark(plan.run_dir, launcher=launcher, state="submitted", job_id=job_id,
          recipe=plan.cell.recipe, submitted_utc=utc_now(), error=None, log=log, replace=True)
 
 
 def mark(run_dir: Path, *, replace: bool = False, **fields: Any) -> None:
-    """Update ``launch.json`` (state: submitted | started | ended | failed)."""
+    """Update ``launch.json`` (a :class:`greensed.runlog.LaunchRecord`: each field is
+    checked, a state is a LaunchState)."""
     d = RunDir(run_dir)
     current = {} if replace else (d.read_object(d.launch) or {})
+    runlog.LaunchRecord.from_json(fields, f"{d.launch} (update)")  # a bad value fails here
     runlog.atomic_write_json(d.launch, {**current, **fields})
 
 

@@ -20,7 +20,7 @@ import submitit
 from greensed.launch.cell import run_cell
 from greensed.launch.outcome import CellOutcome, Progress, last_log_line, outcome_from_dir
 from greensed.launch.plan import CellPlan, Resources, mark, prepare
-from greensed.runlog import RunDir, RunStatus, Summary
+from greensed.runlog import LaunchRecord, LaunchState, RunDir, RunStatus, Summary
 from greensed.train.signals import request_stop
 
 SUBMITIT_DIR = ".submitit"
@@ -93,8 +93,8 @@ def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
         while pending:
             for job_id, (plan, job) in list(pending.items()):
                 d = RunDir(plan.run_dir)
-                launch = d.read_object(d.launch) or {}
-                if job_id not in started and launch.get("state") != "submitted":
+                launch = d.read_launch() or LaunchRecord()
+                if job_id not in started and launch.state is not LaunchState.SUBMITTED:
                     started[job_id] = time.monotonic()
                     progress.started(plan, f" (job {job_id})")
                 if not job.done():
@@ -109,8 +109,8 @@ def run_slurm(grid_name: str, plans: list[CellPlan], out: Path, res: Resources,
                 del pending[job_id]
                 t0 = started.get(job_id, time.monotonic())
                 outcome = outcome_from_dir(plan, time.monotonic() - t0, job_error(job))
-                launch = d.read_object(d.launch) or {}
-                if outcome.state == "failed" and launch.get("state") != "failed":
+                launch = d.read_launch() or LaunchRecord()
+                if outcome.state == "failed" and launch.state is not LaunchState.FAILED:
                     # Killed (no summary, no error of its own): keep SLURM's word for status.
                     mark(plan.run_dir, state="failed", error=outcome.error)
                 progress.ended(outcome)

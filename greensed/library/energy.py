@@ -3,6 +3,7 @@ window (docs/library.md). Importing this imports neither torch nor codecarbon.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -44,6 +45,8 @@ class EnergyMonitor:
         self.started = False
         # The reading of the last window left by an exception (None once another begins).
         self.abandoned: Reading | None = None
+        # Called as each window begins (a RunRecorder's heartbeat of the epoch in flight).
+        self.on_window: list[Callable[[], None]] = []
 
     @property
     def name(self) -> str:
@@ -89,6 +92,8 @@ class EnergyWindow:
     def __enter__(self) -> Self:
         self.monitor.start()
         self.monitor.abandoned = None
+        for begins in self.monitor.on_window:
+            begins()
         self._window = MeterWindow(self.monitor.meter).__enter__()
         return self
 

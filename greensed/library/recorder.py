@@ -8,15 +8,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from greensed import config as C
+from greensed import config
 from greensed.energy import Reading
 from greensed.errors import ConfigError, GreensedError
 from greensed.library.energy import EnergyMonitor, default_device
+from greensed.library.journal import HEARTBEAT_S, Beat, RunJournal
 from greensed.library.records import budget_of, epoch_record, run_summary
 from greensed.runlog import EpochRecord, LostEntry, RunDir, RunStatus, Summary
+from greensed.runlog.lock import RunLock, check_writable
 from greensed.stopping import Decision, MaxEpochs, Policy
 from greensed.stopping.params import DEFAULT_METRIC
-from greensed.train import ledger
 
 
 class RunRecorder:
@@ -45,6 +46,9 @@ class RunRecorder:
     summary, where ``greensed report --by batch|recipe`` and ``status`` read them.
     ``resume``: continue a directory that holds a run; ``held_epochs``: the epochs the
     checkpoint you resume from holds (logged epochs after it move to the ledger).
+    ``heartbeat_s``: the period of the heartbeat of the epoch in flight, which a
+    ``monitor``'s window starts (or :meth:`begin`): a kill -9 loses at most that much
+    of the epoch's energy, the resume estimates the rest (docs/reliability.md).
     """
 
     def __init__(self, run_dir: str | Path, *, metric: str = DEFAULT_METRIC,
@@ -54,70 +58,64 @@ class RunRecorder:
                  stop: Sequence[str] = (), monitor: EnergyMonitor | None = None,
                  device: str | None = None, hardware: Mapping[str, Any] | None = None,
                  classes: Sequence[str] = (), resume: bool = False,
-                 held_epochs: int | None = None) -> None:
+                 held_epochs: int | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.run = RunDir(Path(run_dir))
         self.metric, self.mode, self.policy = metric, mode, policy
         self.max_epochs, self.batch_size, self.seed = max_epochs, batch_size, seed
         self.recipe, self.monitor, self.classes = recipe, monitor, tuple(classes)
         self.device, self.hardware, self.resume = device, hardware, resume
-        self.held_epochs = held_epochs
+        self.held_epochs, self.heartbeat_s = held_epochs, heartbeat_s
+        self._beat: Beat | None = None  # the epoch in flight, from its window's start
+        if monitor is not None:
+            monitor.on_window.append(self.begin)
         self.history: list[EpochRecord] = []
-        self.lost: list[LostEntry] = []
+        self.journal: RunJournal | None = None  # once started
         self.decision: Decision | None = None
         self.summary: Summary | None = None
-        self._lock: Any = None
+        self._lock: RunLock | None = None
         raw: dict[str, dict[str, Any]] = {
             "recipe": {"name": recipe or None, "trainer": trainer or None,
                        "stop": list(stop) or None},
             "train": {"epochs": max_epochs, "batch_size": batch_size, "seed": seed},
             "stop": {"metric": metric, "mode": mode},
             "meter": {"spec": monitor.spec if monitor is not None else None}}
-        self.config = {name: {k: v for k, v in t.items() if v is not None}
-                       for name, t in raw.items()}
-        self.config = {name: t for name, t in self.config.items() if t}
-        C.override(C.RunConfig(), self.config, f"{self.run.config}")  # every value checked
+        given = {name: {k: v for k, v in t.items() if v is not None} for name, t in raw.items()}
+        self.config = {name: t for name, t in given.items() if t}
+        config.override(config.RunConfig(), self.config, f"{self.run.config}")  # all checked
 
     # -- start: config.toml, hardware.json, the lock; on resume, the history
     def start(self) -> Self:
-        from greensed.train import preflight  # torch: only when a run starts
-
         if self.resume and not self.run.epochs.exists() and not self.run.config.exists():
             raise GreensedError(f"{self.run.root}: nothing to resume (no run log)")
         if not self.resume and self.run.epochs.exists():
             raise GreensedError(f"{self.run.root}: already holds a run; pass resume=True or "
                                 "choose another run_dir")
-        preflight.check_writable(self.run)
-        lock = preflight.RunLock(self.run)
+        check_writable(self.run)
+        lock = RunLock(self.run)
         lock.__enter__()
         self._lock = lock
+        self.journal = RunJournal(self.run, heartbeat_s=self.heartbeat_s)
         if self.resume:
-            self._restore()
+            self._restore(self.journal)
         if not self.resume or not self.run.config.exists():
-            self.run.root.mkdir(parents=True, exist_ok=True)
-            from greensed.runlog import atomic_write_bytes, atomic_write_json
-
-            atomic_write_bytes(self.run.config, C.toml_text(self.config).encode())
-            atomic_write_json(self.run.hardware, self._hardware(preflight))
+            self.journal.start(config.toml_text(self.config), self._hardware())
         return self
 
-    def _hardware(self, preflight: Any) -> dict[str, Any]:
-        import torch
+    def _hardware(self) -> dict[str, Any]:
+        import torch  # only when a run starts
 
-        info = preflight.hardware_info(torch.device(self.device or default_device()))
+        from greensed.library.hardware import hardware_info
+
+        info = hardware_info(torch.device(self.device or default_device()))
         return {**info, **(self.hardware or {})}
 
-    def _restore(self) -> None:
+    def _restore(self, journal: RunJournal) -> None:
         self.run.keep_epochs()  # a torn last line from a crash mid-append
-        records, self.lost = self.run.read_epochs(), self.run.read_lost()
+        records = self.run.read_epochs()
         held = len(records) if self.held_epochs is None else self.held_epochs
-        plan = ledger.plan_resume(records, held, self.lost, None,
-                                  checkpoint=f"{self.run.root} (held_epochs={held})")
-        for entry in plan.moved:
-            self.run.append_lost(entry)
-            self.lost.append(entry)
-        if plan.truncate_to is not None:
-            self.run.keep_epochs(plan.truncate_to)
-        self.history = plan.history
+        # Any older checkpoint: a loop (Lightning's ModelCheckpoint) may keep several.
+        self.history = journal.resume(records, held, max_ahead=None,
+                                      checkpoint=f"{self.run.root} (held_epochs={held})")
         if not self.recipe:  # the run's own name, not a resume's empty one
             import tomllib
 
@@ -134,34 +132,86 @@ class RunRecorder:
     def last(self) -> EpochRecord | None:
         return self.history[-1] if self.history else None
 
+    @property
+    def lost(self) -> list[LostEntry]:
+        """The ledger's entries (lost.jsonl) as this run holds them."""
+        return self.journal.lost if self.journal is not None else []
+
+    def _journal(self) -> RunJournal:
+        if self.journal is None:
+            self.start()
+        assert self.journal is not None
+        return self.journal
+
     def add(self, epoch: int, metrics: Mapping[str, Any], reading: Reading,
             **fields: Any) -> EpochRecord:
         """Make the epoch's record (see :func:`epoch_record` for ``fields``) and append
-        it to ``epochs.jsonl``; the cumulative energy counts what the ledger holds."""
-        record = epoch_record(epoch, metrics, reading, previous=self.last,
-                              lost_kwh=ledger.lost_kwh_of(self.lost, epoch), **fields)
+        it to ``epochs.jsonl``; the cumulative energy counts what the ledger holds. A
+        refused record (an epoch out of turn, a bad value) puts ``reading`` in
+        ``lost.jsonl``, so the window's energy stays in the run's total."""
+        journal = self._journal()
+        try:
+            self._check_turn(epoch)
+            journal.settle_unknown(epoch, reading.avg_power_w)
+            record = epoch_record(epoch, metrics, reading, previous=self.last,
+                                  lost_kwh=journal.lost_kwh_of(epoch), **fields)
+        except ConfigError as exc:
+            raise self._refused(exc, reading) from None
         return self.append(record)
 
     def append(self, record: EpochRecord) -> EpochRecord:
-        """Append a record made elsewhere (its epoch must follow the last one)."""
-        if self._lock is None:
-            self.start()
-        want = len(self.history) + 1
-        if record.epoch != want:
-            raise ConfigError(f"{self.run.epochs}: epoch {record.epoch} recorded where "
-                              f"epoch {want} was due")
-        self.run.append_epoch(record)
+        """Append a record made elsewhere (its epoch must follow the last one; a refused
+        one's energy goes to ``lost.jsonl``, as in :meth:`add`)."""
+        journal = self._journal()
+        try:
+            self._check_turn(record.epoch)
+        except ConfigError as exc:
+            raise self._refused(exc, Reading(record.energy_kwh, record.duration_s or 0.0,
+                                             meter=record.meter)) from None
+        journal.append(record, self._beat)
+        self._end_beat()
         self.history.append(record)
-        self.run.write_epochs_csv(self.history)
         return record
+
+    def _check_turn(self, epoch: int) -> None:
+        want = len(self.history) + 1
+        if epoch != want:
+            raise ConfigError(f"{self.run.epochs}: epoch {epoch!r} recorded where epoch "
+                              f"{want} was due")
+
+    def _refused(self, exc: ConfigError, reading: Reading) -> ConfigError:
+        """The error for a refused record, once its window's energy is in the ledger
+        (as a part of the epoch that was due, which its record will count)."""
+        due = len(self.history) + 1
+        entry = self.cut(due, reading, "a refused record")
+        kwh = "energy unknown" if entry.kwh is None else f"{entry.kwh:.6g} kWh"
+        return ConfigError(f"{exc}; its window ({kwh}) is in {self.run.lost} as part of "
+                           f"epoch {due}: do not add that reading again")
 
     def cut(self, epoch: int, reading: Reading, why: str) -> LostEntry:
         """A partial epoch that will not be recorded (cut by ``why``): its energy goes to
         ``lost.jsonl`` and the run's total; a later record of ``epoch`` counts it."""
-        entry = ledger.cut_entry(epoch, reading.energy_kwh, reading.duration_s, why, None)
-        self.run.append_lost(entry)
-        self.lost.append(entry)
+        beat = self._beat if self._beat is not None and self._beat.epoch == epoch else None
+        entry = self._journal().cut(epoch, reading, why, beat)
+        if beat is not None:
+            self._end_beat()
         return entry
+
+    def begin(self) -> None:
+        """The window of the next epoch begins: its heartbeat starts (a ``monitor``
+        given to the recorder calls this at each window's start; the Lightning callback
+        at each epoch's). Until its record or cut, ``heartbeat.json`` says how long it
+        has run, so a resume after kill -9 estimates its energy as greensed's trainer
+        does."""
+        if self.journal is None or self.summary is not None:
+            return
+        self._end_beat()
+        self._beat = self.journal.heartbeat(len(self.history) + 1).__enter__()
+
+    def _end_beat(self) -> None:
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.__exit__(None, None, None)
 
     def decide(self) -> Decision:
         """The ``policy``'s decision on the history so far (kept for the summary)."""
@@ -175,8 +225,7 @@ class RunRecorder:
                error: str | None = None) -> Summary:
         """Write ``summary.json``: how the run ended (``decision``: the stop that ended
         it; default the last :meth:`decide`) and its totals. Releases the lock."""
-        if self._lock is None:
-            self.start()
+        journal = self._journal()
         d = decision or self.decision
         if status is None:
             status = RunStatus.FAILED if error else RunStatus.FINISHED
@@ -197,8 +246,11 @@ class RunRecorder:
                                    budget_kwh=budget_of(self.policy), meter=self._meter_name(),
                                    batch_size=self.batch_size, seed=self.seed,
                                    recipe=self.recipe, classes=self.classes, error=error)
+        if self._beat is not None:  # a window begun for no epoch: nothing in flight now
+            self._beat.accounted = True
+        self._end_beat()
         try:
-            self.run.write_summary(self.summary)
+            journal.finish(self.summary)
         finally:
             self._release()
         return self.summary

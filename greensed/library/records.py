@@ -1,5 +1,7 @@
-"""Run-log records from any training loop: an epoch record from (epoch, metrics,
-reading), and a run's summary from its records (docs/library.md)."""
+"""The one builder of each run-log record, for every loop: an epoch record from
+(epoch, metrics, reading), and a run's summary from its records (docs/library.md).
+greensed's trainer adds its protocol's fields (forecast, CO2, clips, model of
+record) through the same two functions."""
 
 from __future__ import annotations
 
@@ -9,10 +11,9 @@ from typing import Any
 
 from greensed.energy import Reading
 from greensed.errors import ConfigError
-from greensed.runlog import EpochRecord, Losses, LostEntry, RunStatus, Summary
+from greensed.runlog import EpochRecord, Losses, LostEntry, RunStatus, Summary, ledger
 from greensed.stopping import Budget, Policy, best_record
 from greensed.stopping.params import DEFAULT_METRIC
-from greensed.train import ledger
 
 
 def _number(value: Any, where: str) -> Any:
@@ -50,7 +51,8 @@ def epoch_record(epoch: int, metrics: Mapping[str, Any], reading: Reading, *,
                  previous: EpochRecord | None = None, lost_kwh: float = 0.0,
                  loss: float | Mapping[str, Any] | None = None, steps: int = 0,
                  lr: float | None = None, train_s: float | None = None,
-                 val_s: float | None = None, time_utc: str | None = None) -> EpochRecord:
+                 val_s: float | None = None, time_utc: str | None = None,
+                 **extra: Any) -> EpochRecord:
     """One run-log record from an epoch's metrics and its energy reading.
 
     ``metrics``: name -> number (``{"val_f1": 0.41}``; tensors and numpy scalars are
@@ -60,6 +62,7 @@ def epoch_record(epoch: int, metrics: Mapping[str, Any], reading: Reading, *,
     cut attempts at this epoch. ``loss``: the mean training loss (a number: ``total``)
     or terms of ``greensed.runlog.LOSS_KEYS``. ``steps``: optimizer steps since the
     start of the run (cumulative). ``duration_s`` is the reading's window.
+    ``extra``: other fields of :class:`EpochRecord` as they are (a protocol's own).
     """
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
         raise ConfigError(f"epoch = {epoch!r}: a 1-based epoch number")
@@ -75,14 +78,19 @@ def epoch_record(epoch: int, metrics: Mapping[str, Any], reading: Reading, *,
         cumulative_kwh=ledger.cumulative_kwh(previous, lost_kwh, e["energy_kwh"]),
         energy_components_kwh=e["energy_components_kwh"], energy_methods=e["energy_methods"],
         avg_power_w=e["avg_power_w"], meter=e["meter"], energy_status=e["energy_status"],
-        time_utc=time_utc or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        time_utc=time_utc or now_utc(), **extra)
+
+
+def now_utc() -> str:
+    """A record's time stamp: UTC, to the second."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def budget_of(policy: Policy | None) -> float | None:
     """The kWh budget a policy (or one it combines) holds, if any."""
     if isinstance(policy, Budget):
         return policy.kwh
-    for child in getattr(policy, "policies", ()):
+    for child in policy.children if policy is not None else ():
         found = budget_of(child)
         if found is not None:
             return found
@@ -94,16 +102,18 @@ def run_summary(history: Sequence[EpochRecord], lost: Sequence[LostEntry], *,
                 metric: str = DEFAULT_METRIC, mode: str = "max",
                 budget_kwh: float | None = None, meter: str = "",
                 batch_size: int | None = None, seed: int | None = None, recipe: str = "",
-                classes: Sequence[str] = (), error: str | None = None) -> Summary:
+                classes: Sequence[str] = (), error: str | None = None,
+                **extra: Any) -> Summary:
     """A run's summary from its records and lost entries: best epoch by ``metric``,
-    totals (every epoch and lost part once), the budget's overrun."""
+    totals (every epoch and lost part once), the budget's overrun. ``extra``: other
+    fields of :class:`Summary`, or a loop's own ``steps``/``steps_per_epoch``."""
     best = best_record(history, metric, mode)
     t = ledger.totals(history, lost)
     methods: dict[str, str] = {}
     for r in history:
         methods.update(r.energy_methods)
     steps = history[-1].steps if history else None
-    return Summary(
+    fields: dict[str, Any] = dict(
         status=status, stop_reason=stop_reason, stop_policy=stop_policy,
         epochs=len(history), stop_epoch=history[-1].epoch if history else 0,
         best_epoch=best.epoch if best else None, best_metric=metric,
@@ -115,3 +125,12 @@ def run_summary(history: Sequence[EpochRecord], lost: Sequence[LostEntry], *,
         energy_methods=methods, meter=meter, classes=tuple(classes), batch_size=batch_size,
         seed=seed, recipe=recipe, steps=steps or None,
         steps_per_epoch=(steps // len(history)) if steps and history else None, error=error)
+    return Summary(**{**fields, **extra})
+
+
+def rank_summary(history: Sequence[EpochRecord], *, status: RunStatus, stop_policy: str,
+                 stop_reason: str, steps: int, error: str | None = None) -> Summary:
+    """What a rank that writes nothing knows of its run's end (not its energy: rank 0
+    holds the ledger)."""
+    return Summary(status=status, stop_reason=stop_reason, stop_policy=stop_policy,
+                   epochs=len(history), stop_epoch=len(history), steps=steps, error=error)

@@ -21,6 +21,7 @@ from greensed.runlog.flat import epochs_csv
 from greensed.runlog.records import (
     EpochRecord,
     Heartbeat,
+    LaunchRecord,
     LostEntry,
     RunLogError,
     RunStatus,
@@ -280,6 +281,11 @@ class RunDir:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             raise RunLogError(f"{self.config}: cannot read ({exc})") from None
+
+    def read_launch(self) -> LaunchRecord | None:
+        """``launch.json`` (a launched cell's), typed; None if absent."""
+        raw = self.read_object(self.launch)
+        return LaunchRecord.from_json(raw, str(self.launch)) if raw is not None else None
 
     def read_object(self, path: Path) -> dict[str, Any] | None:
         """A JSON object file of this directory (hardware, launch, psds); None if absent."""

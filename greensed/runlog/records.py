@@ -310,3 +310,38 @@ class Heartbeat:
         if "epoch" not in kwargs or "elapsed_s" not in kwargs:
             raise RunLogError(f"{where}: needs 'epoch' and 'elapsed_s'")
         return cls(**kwargs)
+
+
+class LaunchState(StrEnum):
+    """Where a launched grid cell is (``launch.json`` ``state``, docs/cluster.md)."""
+
+    SUBMITTED = "submitted"  # handed to the launcher, not started yet
+    STARTED = "started"  # an attempt is running (or died without a word)
+    ENDED = "ended"  # the attempt ended; ``status`` says how the run did
+    FAILED = "failed"  # the attempt failed; ``error`` holds its line
+
+
+@dataclass(frozen=True)
+class LaunchRecord:
+    """``launch.json``: what a launcher wrote of a cell's last attempt (docs/cluster.md)."""
+
+    launcher: str | None = None
+    state: LaunchState | None = None
+    job_id: str | None = None
+    recipe: str | None = None
+    submitted_utc: str | None = None
+    started_utc: str | None = None
+    ended_utc: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    action: str | None = None
+    status: RunStatus | None = None
+    error: str | None = None
+    log: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any], where: str = "launch.json") -> Self:
+        return cls(**_from_fields(cls, raw, where))

@@ -3,7 +3,7 @@
 See ``docs/policies.md``.
 """
 
-from greensed.stopping.base import CONTINUE, Decision, History, Policy, best_record
+from greensed.stopping.base import CONTINUE, Decision, History, Policy, best_record, watchers
 from greensed.stopping.build import (
     POLICIES,
     POLICY_NAMES,
@@ -39,4 +39,5 @@ __all__ = [
     "parse_spec",
     "predict_run",
     "stop_flags",
+    "watchers",
 ]

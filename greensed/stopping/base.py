@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from greensed.runlog import EpochRecord
 
@@ -21,7 +21,10 @@ class Decision:
     """Whether to stop before the next epoch, which policy said so and why."""
 
     stop: bool
-    # "plateau", "budget", "target", "marginal", "max-epochs"; "" when continuing.
+    # The policy's name ("plateau", "budget", "target", "marginal", "forecast",
+    # "max-epochs"; an all-of joins its voters' with "+"), "" when continuing. A run's
+    # summary also takes the end's own values here ("interrupted", "diverged",
+    # "failed": greensed.train.outcome.RunEnd).
     policy: str
     reason: str
 
@@ -34,26 +37,64 @@ class Policy(Protocol):
     name: str
     # True when the policy reads energy_kwh: the trainer must refuse an unavailable meter.
     requires_energy: bool
+    # A cap (the epoch limit), not a vote: it stops an all-of on its own.
+    is_cap: bool
+    # The builder gives it the run's epoch cap as ``max_epochs``.
+    takes_cap: bool
+
+    @property
+    def watches(self) -> str | None:
+        """The metric it reads (None: it reads none)."""
+        ...
+
+    @property
+    def children(self) -> Sequence[Policy]:
+        """The policies it combines (none for a single policy)."""
+        ...
 
     def decide(self, history: History) -> Decision:
         """Called after each finished epoch: may another epoch start?"""
         ...
 
 
-def finite_metric(record: EpochRecord, key: str) -> float | None:
-    """The metric as a float, or None when it is missing, null or not finite."""
-    return record.metric(key)
+class Single:
+    """What a single policy declares unless it says otherwise: no cap, no children,
+    no metric watched."""
+
+    is_cap: ClassVar[bool] = False
+    takes_cap: ClassVar[bool] = False
+    children: ClassVar[tuple[Policy, ...]] = ()
+
+    @property
+    def watches(self) -> str | None:
+        return None
 
 
-def finite_energy(record: EpochRecord, key: str = "energy_kwh") -> float | None:
-    """An energy field (``energy_kwh``, ``cumulative_kwh``) as a float, or None when
-    unavailable (null, NaN, missing)."""
-    return record.metric(key)
+class Watching(Single):
+    """A single policy that watches its ``metric`` (greensed.stopping.params.Watched)."""
+
+    metric: str
+
+    @property
+    def watches(self) -> str | None:
+        return self.metric
 
 
-def epoch_number(history: History, index: int) -> int:
-    """The record's 1-based ``epoch`` field."""
-    return history[index].epoch
+def watchers(policy: Policy) -> list[str]:
+    """Names of the policies in ``policy`` that watch a metric."""
+    return [w.name for w in watching(policy)]
+
+
+def watching(policy: Policy) -> list[Policy]:
+    """The policies in ``policy`` that watch a metric."""
+    if policy.children:
+        return [w for c in policy.children for w in watching(c)]
+    return [policy] if policy.watches is not None else []
+
+
+def watched_metrics(policy: Policy) -> list[str]:
+    """The metrics the policies in ``policy`` watch, each once, in order."""
+    return list(dict.fromkeys(w.watches for w in watching(policy) if w.watches is not None))
 
 
 def better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:

@@ -53,7 +53,7 @@ def _one(name: str, cfg: StopConfig, max_epochs: int) -> Policy:
     cls = POLICIES[name]
     shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(Watched)
               if issubclass(cls, Watched)}
-    cap = {"max_epochs": max_epochs} if getattr(cls, "takes_cap", False) else {}
+    cap = {"max_epochs": max_epochs} if cls.takes_cap else {}
     return cls(**shared, **cap, **dataclasses.asdict(getattr(cfg, name)))
 
 

@@ -22,23 +22,22 @@ from greensed.stopping.base import (
     CONTINUE,
     Decision,
     History,
-    epoch_number,
-    finite_energy,
-    finite_metric,
+    Watching,
     fmt,
 )
 from greensed.stopping.curve_noise import BestForecast, forecast_best
 from greensed.stopping.curves import CurveForecast, forecast_curve
 from greensed.stopping.params import ForecastParams, Watched
+from greensed.units import fmt_duration
 
 
 def _points(history: History, metric: str, warmup_epochs: int) -> tuple[list[int], list[float]]:
     """(epochs, values) of ``metric``'s finite values after ``warmup_epochs``."""
     epochs: list[int] = []
     values: list[float] = []
-    for i, rec in enumerate(history):
-        epoch = epoch_number(history, i)
-        value = finite_metric(rec, metric)
+    for rec in history:
+        epoch = rec.epoch
+        value = rec.metric(metric)
         if epoch > warmup_epochs and value is not None:
             epochs.append(epoch)
             values.append(value)
@@ -57,14 +56,13 @@ def _best(history: History, metric: str, horizon: int, warmup_epochs: int = 0) -
 
 def _recent_median(history: History, key: str, window: int) -> float | None:
     """Median of the finite ``key`` readings among the last ``window`` records
-    (``energy_kwh`` or ``duration_s``, each through its base.py reader).
+    (``energy_kwh`` or ``duration_s``).
 
     The median, not the mean or the maximum: the remaining epochs are typical
     ones, and one epoch slowed by a busy neighbour (2-3x on shared cores) or a
     null reading should not move the estimate.
     """
-    read = finite_energy if key.endswith("_kwh") else finite_metric
-    readings = [v for v in (read(r, key) for r in history[-window:]) if v is not None]
+    readings = [v for v in (r.metric(key) for r in history[-window:]) if v is not None]
     return statistics.median(readings) if readings else None
 
 
@@ -91,7 +89,7 @@ def _best_rate(fc: CurveForecast, now_epoch: int, per_epoch_kwh: float) -> tuple
 
 
 @dataclass(frozen=True)
-class Forecast(Watched, ForecastParams):
+class Forecast(Watched, ForecastParams, Watching):
     """Stop when the forecast to ``max_epochs`` says no further epoch is worth its energy.
 
     From the ensemble forecast of the metric's fitted (noise-free) curve, stop
@@ -136,7 +134,7 @@ class Forecast(Watched, ForecastParams):
     def decide(self, history: History) -> Decision:
         if not history:
             return CONTINUE
-        last = epoch_number(history, len(history) - 1)
+        last = history[-1].epoch
         if last < self.min_epochs or last >= self.max_epochs:
             return CONTINUE
         fc = _curve(history, self.metric, self.max_epochs, self.warmup_epochs)
@@ -183,7 +181,7 @@ class Forecast(Watched, ForecastParams):
         ``greensed replay --forecast-csv`` and calibration."""
         if not history:
             return None
-        last = epoch_number(history, len(history) - 1)
+        last = history[-1].epoch
         if last < self.min_epochs or last >= self.max_epochs:
             return None
         if not _curve(history, self.metric, self.max_epochs, self.warmup_epochs).meaningful:
@@ -221,26 +219,17 @@ class RunPrediction:
         return asdict(self)
 
     def summary(self) -> str:
-        """One line for people, e.g. ``to epoch 200 (140 left): 0.41 kWh, 1 h 10 min;
+        """One line for people, e.g. ``to epoch 200 (140 left): 0.41 kWh, 70 min;
         student_f1 at the cap 0.612 ± 0.008 (fitted now 0.608)``."""
         cost = [f"{fmt(self.remaining_kwh, 2)} kWh" if self.remaining_kwh is not None
                 else "energy unknown"]
         if self.remaining_s is not None:
-            cost.append(_duration(self.remaining_s))
+            cost.append(fmt_duration(self.remaining_s))
         head = f"to epoch {self.max_epochs} ({self.epochs_left} left): {', '.join(cost)}"
         if self.metric_at_cap is None or self.metric_std is None or self.metric_now is None:
             return f"{head}; {self.metric}: no forecast ({self.why})"
         return (f"{head}; {self.metric} at the cap {self.metric_at_cap:.3f} ± "
                 f"{self.metric_std:.3f} (fitted now {self.metric_now:.3f})")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def predict_run(
@@ -254,7 +243,7 @@ def predict_run(
     odd histories: empty, nulls, NaN, missing keys.
     """
     window = max(int(energy_window), 1)
-    last = epoch_number(history, len(history) - 1) if history else 0
+    last = history[-1].epoch if history else 0
     left = max(int(max_epochs) - last, 0)
     per_kwh = _recent_median(history, "energy_kwh", window) if history else None
     per_s = _recent_median(history, "duration_s", window) if history else None

@@ -20,11 +20,10 @@ from greensed.stopping.base import (
     Decision,
     History,
     Policy,
+    Single,
+    Watching,
     best_record,
     better,
-    epoch_number,
-    finite_energy,
-    finite_metric,
     fmt,
 )
 from greensed.stopping.params import (
@@ -51,7 +50,7 @@ def _required(policy: str, value: object, what: str) -> None:
 
 
 @dataclass(frozen=True)
-class Plateau(Watched, PlateauParams):
+class Plateau(Watched, PlateauParams, Watching):
     """Stop after ``patience`` epochs in a row without improvement (Lightning/Keras).
 
     Improvement means ``value > best + min_delta`` (mode max) or
@@ -74,14 +73,14 @@ class Plateau(Watched, PlateauParams):
         top: float | None = None  # the highest (mode max) value, improvement or not
         top_epoch: int | None = None
         wait = 0
-        for i, rec in enumerate(history):
-            if epoch_number(history, i) <= self.warmup_epochs:
+        for rec in history:
+            if rec.epoch <= self.warmup_epochs:
                 continue
-            value = finite_metric(rec, self.metric)
+            value = rec.metric(self.metric)
             if value is not None and better(value, top, self.mode):
-                top, top_epoch = value, epoch_number(history, i)
+                top, top_epoch = value, rec.epoch
             if value is not None and better(value, best, self.mode, self.min_delta):
-                best, best_epoch, wait = value, epoch_number(history, i), 0
+                best, best_epoch, wait = value, rec.epoch, 0
             else:
                 wait += 1
         if wait < self.patience:
@@ -101,7 +100,7 @@ class Plateau(Watched, PlateauParams):
 
 
 @dataclass(frozen=True)
-class Budget(BudgetParams):
+class Budget(BudgetParams, Single):
     """Stop before an epoch whose predicted energy would overrun ``kwh``.
 
     Predicted next-epoch energy = the largest ``energy_kwh`` of the last
@@ -121,8 +120,8 @@ class Budget(BudgetParams):
     def decide(self, history: History) -> Decision:
         if not history:
             return CONTINUE
-        energies = [finite_energy(r) for r in history]
-        missing = [epoch_number(history, i) for i, e in enumerate(energies) if e is None]
+        energies = [r.metric("energy_kwh") for r in history]
+        missing = [history[i].epoch for i, e in enumerate(energies) if e is None]
         if missing:
             return Decision(
                 True,
@@ -132,7 +131,7 @@ class Budget(BudgetParams):
             )
         known = [e for e in energies if e is not None]
         # cumulative_kwh also holds energy of partial epochs lost to crashes.
-        spent = finite_energy(history[-1], "cumulative_kwh")
+        spent = history[-1].metric("cumulative_kwh")
         if spent is None:
             spent = math.fsum(known)
         predicted = max(known[-self.lookback:])
@@ -151,7 +150,7 @@ class Budget(BudgetParams):
 
 
 @dataclass(frozen=True)
-class Target(Watched, TargetParams):
+class Target(Watched, TargetParams, Watching):
     """Stop as soon as the metric reaches ``value`` (>= for max, <= for min)."""
 
     name: ClassVar[str] = "target"
@@ -167,8 +166,8 @@ class Target(Watched, TargetParams):
                               f"got target {v:g}{hint}")
 
     def decide(self, history: History) -> Decision:
-        for i, rec in enumerate(history):
-            value = finite_metric(rec, self.metric)
+        for rec in history:
+            value = rec.metric(self.metric)
             if value is None:
                 continue
             if (value >= self.value) if self.mode == "max" else (value <= self.value):
@@ -177,13 +176,13 @@ class Target(Watched, TargetParams):
                     True,
                     self.name,
                     f"target: {self.metric} reached {fmt(value)} {op} {fmt(self.value)} "
-                    f"at epoch {epoch_number(history, i)}",
+                    f"at epoch {rec.epoch}",
                 )
         return CONTINUE
 
 
 @dataclass(frozen=True)
-class Marginal(Watched, MarginalParams):
+class Marginal(Watched, MarginalParams, Watching):
     """Stop when the metric gain per kWh over the last ``window`` epochs is too small.
 
     gain = best over the whole history - best up to ``window`` epochs ago (sign
@@ -203,10 +202,10 @@ class Marginal(Watched, MarginalParams):
 
     def decide(self, history: History) -> Decision:
         n = len(history)
-        if n < self.window + 1 or epoch_number(history, n - 1) <= self.warmup_epochs:
+        if n < self.window + 1 or history[n - 1].epoch <= self.warmup_epochs:
             return CONTINUE
         recent = history[n - self.window:]
-        energies = [finite_energy(r) for r in recent]
+        energies = [r.metric("energy_kwh") for r in recent]
         if any(e is None for e in energies):
             return Decision(
                 True, self.name, "marginal: energy unavailable, cannot compute gain per kWh"
@@ -233,7 +232,7 @@ class Marginal(Watched, MarginalParams):
 
 
 @dataclass(frozen=True)
-class MaxEpochs:
+class MaxEpochs(Single):
     """The fixed epoch cap (the paper trains 200 epochs); always present."""
 
     n: PositiveInt
@@ -246,13 +245,9 @@ class MaxEpochs:
         check_fields(self, "max epochs")
 
     def decide(self, history: History) -> Decision:
-        if not history or epoch_number(history, len(history) - 1) < self.n:
+        if not history or history[-1].epoch < self.n:
             return CONTINUE
         return Decision(True, self.name, f"max-epochs: reached the {self.n}-epoch cap")
-
-
-def _is_cap(policy: Policy) -> bool:
-    return bool(getattr(policy, "is_cap", False))
 
 
 @dataclass(frozen=True)
@@ -260,10 +255,20 @@ class _Combined:
     """What any-of and all-of share: their children's energy needs and the check."""
 
     policies: Sequence[Policy]
+    is_cap: ClassVar[bool] = False
+    takes_cap: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not self.policies:
             raise ConfigError("stop: no policies to combine")
+
+    @property
+    def watches(self) -> str | None:
+        return None
+
+    @property
+    def children(self) -> Sequence[Policy]:
+        return self.policies
 
     @property
     def requires_energy(self) -> bool:
@@ -296,9 +301,9 @@ class AllOf(_Combined):
     def decide(self, history: History) -> Decision:
         votes = [(p, p.decide(history)) for p in self.policies]
         for p, d in votes:
-            if _is_cap(p) and d.stop:
+            if p.is_cap and d.stop:
                 return d
-        voters = [d for p, d in votes if not _is_cap(p)]
+        voters = [d for p, d in votes if not p.is_cap]
         if not voters or not all(d.stop for d in voters):
             return CONTINUE
         return Decision(

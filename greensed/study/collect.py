@@ -7,7 +7,7 @@ summary whose epoch count disagrees with its log) is left out of the figures and
 named; and a run whose meter failed for some epochs gets those epochs estimated
 (mean power of its measured epochs x their duration), marked as estimated,
 instead of a total that silently misses them. A run's total follows the
-ledger's rules (greensed.train.ledger), summary.json or not.
+ledger's rules (greensed.runlog.ledger), summary.json or not.
 
 ``select`` is the one rule of which runs a figure may come from and which metric
 it reads: ``--metric``, else each run's own (``own_metric``); a run without it,
@@ -31,17 +31,24 @@ from greensed import runlog
 from greensed.energy.base import J_PER_KWH
 from greensed.errors import GreensedError
 from greensed.numbers import finite_float
-from greensed.runlog import EpochRecord, RunDir, RunLog, RunStatus
+from greensed.runlog import (
+    EpochRecord,
+    RunDir,
+    RunLog,
+    RunStatus,
+    ledger,  # pure arithmetic on run-log records: the same totals
+)
 from greensed.stopping.params import DEFAULT_METRIC
 from greensed.study.runs import read_config
-from greensed.train import ledger  # pure arithmetic on run-log records: the same totals
 
 
 class RunState(StrEnum):
-    FINISHED = "finished"
-    INTERRUPTED = "interrupted"
-    DIVERGED = "diverged"
-    FAILED = "failed"
+    """How a run ended (RunStatus's values), or why the study sees no end."""
+
+    FINISHED = RunStatus.FINISHED.value
+    INTERRUPTED = RunStatus.INTERRUPTED.value
+    DIVERGED = RunStatus.DIVERGED.value
+    FAILED = RunStatus.FAILED.value
     RUNNING = "running"  # a live trainer holds its lock
     INCOMPLETE = "incomplete"  # no summary and no trainer: killed and never resumed
     DAMAGED = "damaged"  # its files disagree (torn epoch line, summary vs log)
@@ -143,7 +150,7 @@ def state_of(run: RunLog) -> tuple[RunState, str]:
 
 
 def energy_of(run: RunLog, *, crashed: bool = False) -> Energy:
-    """Cumulative and total energy, by the ledger's rules (greensed.train.ledger): the
+    """Cumulative and total energy, by the ledger's rules (greensed.runlog.ledger): the
     total is the last record's cumulative energy plus every lost part no record covers,
     with or without summary.json. Epochs the meter missed are estimated from the run's
     mean power and marked. ``crashed`` (killed, never resumed): the epoch in flight is

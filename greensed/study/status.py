@@ -10,27 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from greensed import runlog
-from greensed.runlog import RunDir
+from greensed.runlog import LaunchRecord, LaunchState, RunDir
 from greensed.study.collect import RunState, energy_of, own_metric, state_of
 from greensed.study.runs import read_config
 from greensed.study.tables import Table, decimals_for
 
 
-def run_state(run: runlog.RunLog, launch: dict[str, Any] | None = None) -> str:
+def run_state(run: runlog.RunLog, launch: LaunchRecord | None = None) -> str:
     """The run's state (greensed.study.collect.state_of: finished, interrupted,
     diverged, failed, running, incomplete, damaged), or the launcher's word for a
     cell that has not started again: `queued` (submitted) or `failed` (its error)."""
     state, _ = state_of(run)
     if state is RunState.RUNNING:
         return state.value
-    launch = launch or {}
+    launched = launch.state if launch is not None else None
     # A resubmitted cell keeps its old summary until the new attempt ends.
-    if launch.get("state") == "submitted" and state is not RunState.FINISHED:
+    if launched is LaunchState.SUBMITTED and state is not RunState.FINISHED:
         return "queued"
-    if launch.get("state") == "failed" and state is not RunState.FINISHED:
+    if launched is LaunchState.FAILED and state is not RunState.FINISHED:
         return "failed"
     return state.value
 
@@ -54,7 +53,7 @@ def status_table(run_dirs: Sequence[str | Path], metric: str | None = None) -> T
     estimated = False
     for path in find_cells(run_dirs):
         run = runlog.load_run(path, need_epochs=False)
-        launch = run.dir.read_object(run.dir.launch) or {}
+        launch = run.dir.read_launch() or LaunchRecord()
         state = run_state(run, launch)
         own, why = state_of(run)
         planned = read_config(run).get("train", {}).get("epochs")
@@ -72,9 +71,9 @@ def status_table(run_dirs: Sequence[str | Path], metric: str | None = None) -> T
         error = summary.error if summary else None
         stop_reason = summary.stop_reason if summary else None
         if state == "failed":
-            reason = launch.get("error") or error or stop_reason
+            reason = launch.error or error or stop_reason
         elif state == "queued":
-            reason = f"job {launch['job_id']}" if launch.get("job_id") else "waiting"
+            reason = f"job {launch.job_id}" if launch.job_id else "waiting"
         elif state == "running":
             reason = f"epoch {len(run.epochs) + 1}"
         elif state in ("incomplete", "damaged"):

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from greensed.runlog import EpochRecord
 from greensed.train.messages import fit
+from greensed.units import fmt_clock
 
 
 class NullBar:
@@ -179,7 +180,7 @@ class Bar:
             return [*parts, "validating"]
         if n and elapsed_s > 0:
             parts.append(f"{n * self.clips_per_unit / elapsed_s:.1f} clips/s")
-            parts.append(f"ETA {_clock(elapsed_s / n * (self.total - n))}")
+            parts.append(f"ETA {fmt_clock(elapsed_s / n * (self.total - n))}")
         else:
             parts.append("ETA ?")
         if self.power_w is not None:
@@ -230,12 +231,6 @@ def _fitting(parts: Sequence[str], room: int) -> str:
             break
         out = cand
     return out
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
-        f"{s // 60}:{s % 60:02d}"
 
 
 def epoch_bar(report: Any, epoch: int, steps: int, batch_size: int,

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 import torch
 
 from greensed.energy.base import MeterWindow
-from greensed.runlog import LOSS_KEYS, EpochRecord
+from greensed.library.journal import Beat
+from greensed.runlog import LOSS_KEYS
 from greensed.train.batches import epoch_batches
 from greensed.train.console import epoch_bar
 from greensed.train.group import NONFINITE_CHECK_STEPS
@@ -25,12 +26,11 @@ from greensed.train.outcome import Cut, Diverged, EpochOutcome, Finished
 from greensed.train.session import Session
 from greensed.train.step import optimize
 from greensed.train.validate import validate, validation_clips
-from greensed.train.writer import Beat
 
 
 def run_epoch(s: Session, epoch: int) -> EpochOutcome:
-    tc, g, st = s.cfg.train, s.group, s.state
-    st.train_mode()
+    tc, group, state = s.cfg.train, s.group, s.state
+    state.train_mode()
     sums = torch.zeros(len(LOSS_KEYS), device=s.device)
     n = 0
     with measured(s, epoch) as (window, beat), \
@@ -40,42 +40,40 @@ def run_epoch(s: Session, epoch: int) -> EpochOutcome:
         cut, bad = None, False
         for idx in epoch_batches(s.data.sizes(), s.shares, tc.seed, epoch,
                                  tc.max_steps_per_epoch):
-            losses = optimize(st.step_student, st.step_teacher, st.opt,
-                              s.data.batch(g.shard(idx)), step=st.step,
-                              rampup_steps=s.rampup_steps, tc=tc, rng=st.rng)
-            st.step += 1
+            losses = optimize(state.step_student, state.step_teacher, state.opt,
+                              s.data.batch(group.shard(idx)), step=state.step,
+                              rampup_steps=s.rampup_steps, tc=tc, rng=state.rng)
+            state.step += 1
             n += 1
             bar.tick()  # a counter and a clock read; the display refreshes on its own
             sums += torch.stack([losses[k].detach() for k in LOSS_KEYS])
             check = n % NONFINITE_CHECK_STEPS == 0  # a host sync: only now and then
-            cut, bad = g.agree_stop(s.stop.signum, check and not torch.isfinite(sums).all())
+            cut, bad = group.agree_stop(s.stop.signum, check and not torch.isfinite(sums).all())
             if cut is not None or bad:
                 break
         if cut is None and not bad:  # a signal during the last step cuts this epoch too
-            cut, _ = g.agree_stop(s.stop.signum, False)
+            cut, _ = group.agree_stop(s.stop.signum, False)
         train_s = time.monotonic() - t0
-        mean = g.mean(sums, n)
+        mean = group.mean(sums, n)
         if cut is not None or bad or not all(math.isfinite(v) for v in mean):
             reading = window.end()
             s.writer.record_cut(epoch, reading, "a signal" if cut else "divergence", beat)
             return Cut(cut, reading) if cut is not None else Diverged(reading)
 
         t1 = time.monotonic()
-        for model in (st.student, st.teacher):  # BatchNorm statistics of every shard
-            g.average_buffers(model)
-        metrics = g.from_main(lambda: validate(st.student, st.teacher, s.val, s.cfg,
-                                               bar.validating(validation_clips(s.val))))
+        for model in (state.student, state.teacher):  # BatchNorm statistics of every shard
+            group.average_buffers(model)
+        metrics = group.from_main(lambda: validate(state.student, state.teacher, s.val, s.cfg,
+                                                   bar.validating(validation_clips(s.val))))
         val_s = time.monotonic() - t1
         reading = window.end()
-
-        def make() -> EpochRecord:
-            lost_kwh = s.writer.lost_kwh_of(epoch, reading)  # type: ignore[union-attr]
-            return s.make_record(epoch, mean, metrics, train_s, val_s, reading, lost_kwh)
-
-        record = g.from_main(make)
-        rank_rngs = g.gather(st.rng_states()) if g.world_size > 1 else None
+        # An earlier attempt's unknown energy, estimated from this one's power (a write).
+        group.on_main(lambda: s.writer.settle_unknown(epoch, reading.avg_power_w))
+        record = group.from_main(
+            lambda: s.make_record(epoch, mean, metrics, train_s, val_s, reading))
+        rank_rngs = group.gather(state.rng_states()) if group.world_size > 1 else None
         best = s.best([*s.history, record])
-        s.writer.commit(record, st, beat, is_best=best is record, metric=s.best_metric,
+        s.writer.commit(record, state, beat, is_best=best is record, metric=s.best_metric,
                         config_toml=s.config_toml, rank_rngs=rank_rngs)
     return Finished(record)
 

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from greensed import config as C
-from greensed import runlog
+from greensed import config, runlog
 from greensed.data.desed import load_run_dataset
 from greensed.data.spec import CLASSES
 from greensed.energy import make_meter
@@ -42,9 +41,9 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
     text = run.read_config_text()
     if text is None:
         raise GreensedError(f"{run.root}: not a run directory (no {run.config.name})")
-    cfg = C.from_toml_text(text, str(run.config))
+    cfg = config.from_toml_text(text, str(run.config))
     if data is not None:
-        cfg = C.override(cfg, {"data": {"path": str(Path(data).expanduser().resolve())}},
+        cfg = config.override(cfg, {"data": {"path": str(Path(data).expanduser().resolve())}},
                          "--data")
     if model not in (None, *MODELS):
         raise GreensedError(f"--model {model!r}: expected student or teacher")
@@ -93,7 +92,7 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, model: str | None 
 
 
 def _score(net: torch.nn.Module, mels: torch.Tensor, truth: Events, files: list[str],
-           durations: np.ndarray, cfg: C.RunConfig) -> dict[str, Any]:
+           durations: np.ndarray, cfg: config.RunConfig) -> dict[str, Any]:
     """One model's PSDS1, PSDS2, intersection F1 (the run's DTC/GTC) and the baseline's
     F1 (DTC = GTC = 0.5), none of them scoring the zero padding of short clips."""
     ec = cfg.eval

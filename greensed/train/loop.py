@@ -16,13 +16,12 @@ from typing import Any
 
 import torch
 
-from greensed import config as C
+from greensed.config import RunConfig
 from greensed.energy import Meter
 from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import EpochRecord, RunDir, RunStatus, Summary
 from greensed.stopping import Policy, build_policy
-from greensed.train import group as G
-from greensed.train import preflight
+from greensed.train import group, preflight
 from greensed.train.batches import batch_composition
 from greensed.train.epoch import run_epoch
 from greensed.train.messages import banner, closing, epoch_line
@@ -44,7 +43,7 @@ class TrainResult:
     ranks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False,
+def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, force: bool = False,
           meter: Meter | None = None, report: Reporter = print,
           recipe_name: str = "", nproc: int = 1) -> TrainResult:
     """Train one run into ``run_dir`` (see docs/training.md and docs/runlog.md).
@@ -54,16 +53,16 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
     ``nproc`` > 1 starts that many local ranks (rank 0 prints with ``print``)
     and returns rank 0's result, with every rank's outcome in ``ranks``.
     """
-    run_dir, env = Path(run_dir), G.env_from_environ()
+    run_dir, env = Path(run_dir), group.env_from_environ()
     if nproc < 1 or (env is not None and nproc not in (1, env.world_size)):
         raise ConfigError(f"--nproc {nproc}: must be >= 1, and equal WORLD_SIZE "
                           f"({env.world_size if env else '-'}) under torchrun")
     shares = batch_composition(cfg.train.batch_size)
-    G.check_batch(cfg.train.batch_size, env.world_size if env is not None else nproc)
-    G.check_meter_mode(cfg.meter.tracking_mode, env.world_size if env is not None else nproc)
+    group.check_batch(cfg.train.batch_size, env.world_size if env is not None else nproc)
+    group.check_meter_mode(cfg.meter.tracking_mode, env.world_size if env is not None else nproc)
     preflight.check_run_config(cfg)
     policy = build_policy(cfg.stop, max_epochs=cfg.train.epochs)
-    device = G.resolve_device(cfg.train.device)
+    device = group.resolve_device(cfg.train.device)
     args = (cfg, run_dir, resume, force, meter, recipe_name)
     if env is None and nproc > 1:
         preflight.check_local_launch(cfg, RunDir(run_dir), device, nproc, meter, resume)
@@ -76,20 +75,20 @@ def train(cfg: C.RunConfig, run_dir: str | Path, *, resume: bool = False, force:
         return TrainResult(run_dir, summary, run.read_epochs(), ranks=[
             {"rank": o.rank, "exitcode": o.exitcode, **o.value} for o in outcomes])
     if env is None:
-        return _run(G.SOLO, device, policy, shares, *args, report=report)
-    group = G.RankGroup(env, G.rank_device(device, env))
+        return _run(group.SOLO, device, policy, shares, *args, report=report)
+    ranks = group.RankGroup(env, group.rank_device(device, env))
     try:
-        return _run(group, group.device, policy, shares, *args,
+        return _run(ranks, ranks.device, policy, shares, *args,
                     report=report if env.is_main else _silent)
     finally:
-        group.close()
+        ranks.close()
 
 
-def _run(group: G.Group, device: torch.device, policy: Policy, shares: tuple[int, int, int],
-         cfg: C.RunConfig, run_dir: Path, resume: bool, force: bool, meter: Meter | None,
+def _run(ranks: group.Group, device: torch.device, policy: Policy, shares: tuple[int, ...],
+         cfg: RunConfig, run_dir: Path, resume: bool, force: bool, meter: Meter | None,
          recipe_name: str, *, report: Reporter) -> TrainResult:
-    """The run on one process of ``group`` (SOLO: the only one)."""
-    with open_session(group, cfg, run_dir, device, policy, shares, resume=resume, force=force,
+    """The run on one process of ``ranks`` (group.SOLO: the only one)."""
+    with open_session(ranks, cfg, run_dir, device, policy, shares, resume=resume, force=force,
                       meter=meter, report=report, recipe_name=recipe_name) as s:
         s.report(banner(s.shape, resume_at=s.resumed_at))
         end = RunEnd(RunStatus.FINISHED, "", "")
@@ -130,7 +129,7 @@ def _finish(s: Session, end: RunEnd) -> Summary:
     summary = s.summary(end)
     if s.group.is_main:
         try:
-            s.writer.write_summary(summary)  # type: ignore[union-attr]
+            s.writer.write_summary(summary)
         except OSError as exc:
             if end.error is None:  # else that error is already on its way up: keep it
                 raise GreensedError(f"{s.run.summary}: cannot write ({exc}); "
@@ -142,7 +141,7 @@ def _silent(_: str) -> None:
     pass
 
 
-def _rank_main(cfg: C.RunConfig, run_dir: Path, resume: bool, force: bool,
+def _rank_main(cfg: RunConfig, run_dir: Path, resume: bool, force: bool,
                meter: Meter | None, recipe_name: str) -> dict[str, Any]:
     """One rank of a local launch (a spawned process): train, say how it ended."""
     res = train(cfg, run_dir, resume=resume, force=force, meter=meter, recipe_name=recipe_name)

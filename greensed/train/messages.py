@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from greensed import config as C
+from greensed import config
 from greensed.energy.carbon import CarbonIntensity
 from greensed.numbers import count
 from greensed.runlog import EpochRecord, RunStatus, Summary
 from greensed.stopping import describe
 from greensed.train.outcome import RESUME_HINT
+from greensed.units import fmt_duration
 
 INDENT = "  "  # continuation lines of a message laid out in a narrow terminal
 
@@ -113,7 +114,7 @@ class RunShape:
     carbon: str = ""  # the CO2 intensity and its source
 
 
-def stop_facts(cfg: C.RunConfig, carbon: CarbonIntensity | None = None) -> dict[str, Any]:
+def stop_facts(cfg: config.RunConfig, carbon: CarbonIntensity | None = None) -> dict[str, Any]:
     """RunShape's stopping and CO2 fields from a run's config and CO2 intensity."""
     sc = cfg.stop
     return {"stop": describe(sc), "max_epochs": cfg.train.epochs, "metric": sc.metric,
@@ -184,7 +185,7 @@ def _to_cap(r: EpochRecord, *, short: bool = False) -> str:
     kwh, secs = _num(f.get("remaining_kwh")), _num(f.get("remaining_s"))
     parts = [f"{_wh(kwh)} more" if kwh is not None else "energy n/a"]
     if secs is not None:
-        parts.append(_duration(secs))
+        parts.append(fmt_duration(secs))
     at_cap, std = _num(f.get("metric_at_cap")), _num(f.get("metric_std"))
     if at_cap is not None and std is not None:
         parts.append(f"{f.get('metric')} {at_cap:.3f}{'±' if short else ' ± '}{std:.3f}")
@@ -209,7 +210,7 @@ def _to_budget(r: EpochRecord, budget_kwh: float | None, *, short: bool = False)
     rest = f"{budget_kwh - spent:.3g} kWh left"
     if isinstance(left, int) and n >= left:
         return f"{head}: {rest}, lasts past epoch {f.get('max_epochs')}"
-    time = f", {_duration(n * per_s)}" if per_s is not None else ""
+    time = f", {fmt_duration(n * per_s)}" if per_s is not None else ""
     return f"{head}: {rest}, {count(n, 'epoch')}{time}"
 
 
@@ -250,10 +251,6 @@ def co2_text(kg: float) -> str:
 
 def _wh(kwh: float) -> str:
     return f"{kwh * 1000:.3g} Wh"
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _num(value: Any) -> float | None:

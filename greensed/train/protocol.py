@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from greensed import config as C
+from greensed import config
 from greensed.data.desed import Dataset, Subset
 from greensed.errors import DataError
 
@@ -27,12 +27,12 @@ class WeakSets:
     heldout: Subset | None  # validated each epoch ("baseline"); None under "greensed"
 
 
-def weak_split_seed(cfg: C.RunConfig) -> int:
+def weak_split_seed(cfg: config.RunConfig) -> int:
     d = cfg.data
     return cfg.train.seed if d.weak_split_seed is None else d.weak_split_seed
 
 
-def weak_sets(ds: Dataset, cfg: C.RunConfig) -> WeakSets:
+def weak_sets(ds: Dataset, cfg: config.RunConfig) -> WeakSets:
     """The weak clips that train, and those held out for validation."""
     if cfg.train.protocol != BASELINE:
         return WeakSets(ds.weak, None)
@@ -47,7 +47,7 @@ def weak_sets(ds: Dataset, cfg: C.RunConfig) -> WeakSets:
     return WeakSets(train, held)
 
 
-def describe_split(sets: WeakSets, cfg: C.RunConfig) -> str:
+def describe_split(sets: WeakSets, cfg: config.RunConfig) -> str:
     """The line the trainer prints about the weak split."""
     if sets.heldout is None:
         return (f"protocol {cfg.train.protocol}: all {len(sets.train)} weak clips train; "
@@ -58,7 +58,7 @@ def describe_split(sets: WeakSets, cfg: C.RunConfig) -> str:
             "held-out weak clips; best epoch by the objective, model of record: student")
 
 
-def best_rule(cfg: C.RunConfig) -> tuple[str, str]:
+def best_rule(cfg: config.RunConfig) -> tuple[str, str]:
     """(metric, mode) that picks ``checkpoints/best.pt`` and ``summary.best_*``: the
     baseline's objective, maximised, or under "greensed" the stopping metric."""
     if cfg.train.protocol == BASELINE:
@@ -66,7 +66,7 @@ def best_rule(cfg: C.RunConfig) -> tuple[str, str]:
     return cfg.stop.metric, cfg.stop.mode
 
 
-def model_of_record(cfg: C.RunConfig, metric: str | None = None) -> str:
+def model_of_record(cfg: config.RunConfig, metric: str | None = None) -> str:
     """The model whose scores a run reports: the student under "baseline" (the
     baseline's README figures are the student's); under "greensed" the model the
     best-epoch ``metric`` watched (``student_...``: student, anything else: teacher)."""

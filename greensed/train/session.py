@@ -10,7 +10,6 @@ meter and releases the lock. Steps that may fail on one rank end agreed
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,19 +19,20 @@ from typing import Any
 
 import torch
 
-from greensed import config as C
+from greensed import config
 from greensed.data.desed import Dataset, load_run_dataset
 from greensed.data.spec import CLASSES
 from greensed.energy import Meter, Reading
 from greensed.errors import GreensedError
-from greensed.runlog import LOSS_KEYS, EpochRecord, Losses, RunDir, Summary
+from greensed.library.hardware import hardware_info
+from greensed.library.records import budget_of, epoch_record, rank_summary, run_summary
+from greensed.runlog import LOSS_KEYS, EpochRecord, RunDir, Summary
+from greensed.runlog.lock import RunLock, check_run_dir, check_writable
 from greensed.stopping import Decision, Policy, best_record, predict_run
-from greensed.train import preflight
-from greensed.train import protocol as P
+from greensed.train import preflight, protocol
 from greensed.train.batches import DeviceData, steps_per_epoch
 from greensed.train.checkpoint import load_last
 from greensed.train.group import Group
-from greensed.train.ledger import cumulative_kwh
 from greensed.train.messages import RunShape, stop_facts
 from greensed.train.outcome import RunEnd
 from greensed.train.signals import StopSignal
@@ -46,7 +46,7 @@ Reporter = Callable[[str], None]
 
 @dataclass
 class Session:
-    cfg: C.RunConfig
+    cfg: config.RunConfig
     run: RunDir
     device: torch.device
     group: Group
@@ -74,7 +74,7 @@ class Session:
 
     @property
     def config_toml(self) -> str:
-        return C.to_toml(self.cfg)
+        return config.to_toml(self.cfg)
 
     @property
     def shape(self) -> RunShape:
@@ -88,35 +88,29 @@ class Session:
     @property
     def best_metric(self) -> str:
         """What picks best.pt: the baseline's objective, or the stopping metric."""
-        return P.best_rule(self.cfg)[0]
+        return protocol.best_rule(self.cfg)[0]
 
     def decide(self) -> Decision:
         """The stop decision, taken once (rank 0, from the shared history)."""
         return self.group.from_main(lambda: self.policy.decide(self.history))
 
     def best(self, history: list[EpochRecord] | None = None) -> EpochRecord | None:
-        metric, mode = P.best_rule(self.cfg)
+        metric, mode = protocol.best_rule(self.cfg)
         return best_record(self.history if history is None else history, metric, mode)
 
     def make_record(self, epoch: int, mean_losses: list[float], metrics: dict[str, Any],
-                    train_s: float, val_s: float, reading: Reading, lost_kwh: float
-                    ) -> EpochRecord:
+                    train_s: float, val_s: float, reading: Reading) -> EpochRecord:
+        """The epoch's record (rank 0): the library's builder, with this protocol's
+        loss terms, forecast and CO2."""
         tc = self.cfg.train
         # Those of the epoch's last step.
         lr_factor, weight_factor = factors(tc.protocol, self.state.step - 1, self.rampup_steps)
-        e = reading.to_record()
-        record = EpochRecord(
-            epoch=epoch, steps=self.state.step, lr=tc.lr * lr_factor,
-            loss=Losses(**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
-                        consistency_weight=tc.consistency_max * weight_factor),
-            metrics=metrics, train_s=train_s, val_s=val_s, duration_s=reading.duration_s,
-            energy_kwh=e["energy_kwh"],
-            cumulative_kwh=cumulative_kwh(self.history[-1] if self.history else None,
-                                          lost_kwh, e["energy_kwh"]),
-            energy_components_kwh=e["energy_components_kwh"],
-            energy_methods=e["energy_methods"], avg_power_w=e["avg_power_w"],
-            meter=e["meter"], energy_status=e["energy_status"],
-            time_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        record = epoch_record(
+            epoch, metrics, reading, previous=self.history[-1] if self.history else None,
+            lost_kwh=self.writer.lost_kwh_of(epoch),
+            loss={**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
+                  "consistency_weight": tc.consistency_max * weight_factor},
+            steps=self.state.step, lr=tc.lr * lr_factor, train_s=train_s, val_s=val_s)
         forecast = predict_run([*self.history, record], metric=self.cfg.stop.metric,
                                max_epochs=tc.epochs)
         co2 = preflight.carbon(self.cfg)
@@ -127,63 +121,52 @@ class Session:
     def summary(self, end: RunEnd) -> Summary:
         """The run's summary; on ranks other than 0 only what they know themselves
         (no collective: another rank may have failed)."""
-        h, sc, metric = self.history, self.cfg.stop, self.best_metric
-        if not isinstance(self.writer, RunWriter):
-            return Summary(status=end.status, stop_reason=end.reason, stop_policy=end.policy,
-                           epochs=len(h), stop_epoch=len(h), steps=self.state.step,
-                           error=end.error)
-        best = self.best()
-        t = self.writer.totals(h)
-        methods: dict[str, str] = {}
-        for r in h:
-            methods.update(r.energy_methods)
-        budget = sc.budget.kwh if "budget" in sc.policies else None
+        h, metric = self.history, self.best_metric
+        if not self.group.is_main:
+            return rank_summary(h, status=end.status, stop_policy=end.policy,
+                                stop_reason=end.reason, steps=self.state.step, error=end.error)
         co2 = preflight.carbon(self.cfg)
-        return Summary(
-            status=end.status, stop_reason=end.reason, stop_policy=end.policy,
-            epochs=len(h), stop_epoch=len(h), best_epoch=best.epoch if best else None,
-            best_metric=metric, best_value=best.metric(metric) if best else None,
-            best_cumulative_kwh=best.cumulative_kwh if best else None,
-            total_kwh=t.total_kwh, total_s=t.total_s, lost_kwh=t.lost_kwh, budget_kwh=budget,
-            budget_overrun_kwh=max(0.0, t.total_kwh - budget)
-            if (budget and t.total_kwh) else 0.0,
-            energy_methods=methods, meter=self.meter.name, classes=CLASSES,
+        total_kwh = self.writer.totals(h).total_kwh
+        return run_summary(
+            h, self.writer.lost, status=end.status, stop_policy=end.policy,
+            stop_reason=end.reason, metric=metric, mode=protocol.best_rule(self.cfg)[1],
+            budget_kwh=budget_of(self.policy), meter=self.meter.name, classes=CLASSES,
             batch_size=self.cfg.train.batch_size, seed=self.cfg.train.seed,
-            recipe=self.recipe_name, skipped_audio=self.left_out.get("unreadable", 0),
+            recipe=self.recipe_name, error=end.error, steps=self.state.step,
+            steps_per_epoch=self.n_steps, skipped_audio=self.left_out.get("unreadable", 0),
             left_out_audio=self.left_out, protocol=self.cfg.train.protocol,
-            model_of_record=P.model_of_record(self.cfg, metric), clips=self.clips,
-            steps=self.state.step, steps_per_epoch=self.n_steps, error=end.error,
-            total_co2_kg=co2.kg(t.total_kwh), carbon_intensity_g_per_kwh=co2.g_per_kwh,
+            model_of_record=protocol.model_of_record(self.cfg, metric), clips=self.clips,
+            total_co2_kg=co2.kg(total_kwh), carbon_intensity_g_per_kwh=co2.g_per_kwh,
             carbon_source=co2.source)
 
 
 @contextmanager
-def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.device,
+def open_session(group: Group, cfg: config.RunConfig, run_dir: Path, device: torch.device,
                  policy: Policy, shares: tuple[int, int, int], *, resume: bool, force: bool,
                  meter: Meter | None, report: Reporter, recipe_name: str
                  ) -> Iterator[Session]:
-    cfg = C.with_absolute_paths(cfg)  # what config.toml records
+    cfg = config.with_absolute_paths(cfg)  # what config.toml records
     run = RunDir(Path(group.bcast(str(run_dir))))  # torchrun: rank 0's time-stamped default
-    group.on_main(lambda: preflight.check_run_dir(run, resume))
+    group.on_main(lambda: check_run_dir(run, resume))
     # Built (not started) before the run dir exists: a bad --meter, or a budget
     # with --meter none, fails without leaving a directory behind.
     m = group.each(lambda: preflight.build_meter(cfg, device, group, meter))
     group.each(lambda: preflight.check_energy(policy, m, cfg))
-    created = bool(group.on_main(lambda: preflight.check_writable(run)))
+    created = bool(group.on_main(lambda: check_writable(run)))
     with ExitStack() as held:  # a failed fresh start removes what it created (RunLock)
-        group.on_main(lambda: held.enter_context(preflight.RunLock(run, fresh=not resume,
-                                                                   created=created)))
+        group.on_main(lambda: held.enter_context(RunLock(run, fresh=not resume,
+                                                        created=created)))
         group.on_main(run.remove_stale_temps)  # a kill -9 mid-write leaves its temp file
         if resume:
             group.on_main(lambda: preflight.check_resume_config(run, cfg, force=force))
         ds = _load(group, cfg, report)
-        weak = group.each(lambda: P.weak_sets(ds, cfg))
-        report(P.describe_split(weak, cfg))
+        weak = group.each(lambda: protocol.weak_sets(ds, cfg))
+        report(protocol.describe_split(weak, cfg))
         group.each(m.start)
         held.callback(m.close)
         # Again once started: CodeCarbon knows its methods only then.
         group.each(lambda: preflight.check_energy(policy, m, cfg))
-        hardware = preflight.hardware_info(device)
+        hardware = hardware_info(device)
         if group.world_size > 1:
             hardware["world_size"] = group.world_size
             hardware["ranks"] = group.gather({
@@ -192,7 +175,7 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
                 else None})
         writer: Writer = (RunWriter(run, tensorboard=cfg.train.tensorboard) if group.is_main
                           else NullWriter())
-        group.on_main(lambda: writer.start(C.to_toml(cfg), hardware))  # type: ignore[union-attr]
+        group.on_main(lambda: writer.start(config.to_toml(cfg), hardware))
         state = TrainState.create(cfg, device, group)
         data = DeviceData.from_dataset(ds, device, weak.train)
         n_steps = steps_per_epoch(data.sizes(), shares, cfg.train.max_steps_per_epoch)
@@ -209,7 +192,7 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
         yield s
 
 
-def _clips(ds: Dataset, weak: P.WeakSets) -> dict[str, int]:
+def _clips(ds: Dataset, weak: protocol.WeakSets) -> dict[str, int]:
     out = {"strong": len(ds.strong), "weak_train": len(weak.train),
            "unlabelled": len(ds.unlabelled), "validation": len(ds.validation)}
     if weak.heldout is not None:
@@ -217,7 +200,7 @@ def _clips(ds: Dataset, weak: P.WeakSets) -> dict[str, int]:
     return out
 
 
-def _load(group: Group, cfg: C.RunConfig, report: Reporter) -> Dataset:
+def _load(group: Group, cfg: config.RunConfig, report: Reporter) -> Dataset:
     def load() -> Dataset:
         return load_run_dataset(cfg, progress=report, time_pooling=model_time_pooling(cfg))
 
@@ -232,7 +215,6 @@ def _restore(s: Session) -> None:
     g, kwargs = s.group, {"group": s.group, "seed": s.cfg.train.seed}
 
     def on_main() -> list[EpochRecord]:
-        assert isinstance(s.writer, RunWriter)
         s.run.keep_epochs()  # a torn last line from a crash mid-append
         held, last = load_last(s.run, s.state, **kwargs)
         return s.writer.resume(s.run.read_epochs(), held, last)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from greensed import config as C
+from greensed import config
 from greensed.data.features import n_frames
 from greensed.data.spec import CLASSES, out_frame_s
 from greensed.errors import GreensedError
@@ -25,17 +25,17 @@ from greensed.runlog import SCHEMA_VERSION
 from greensed.train.group import Group
 
 
-def make_model(cfg: C.RunConfig) -> nn.Module:
+def make_model(cfg: config.RunConfig) -> nn.Module:
     """The run's network: ``[model] factory``'s, checked, or the baseline CRNN."""
     return build_model(cfg, n_classes=len(CLASSES), n_frames=n_frames(cfg.features))
 
 
-def model_time_pooling(cfg: C.RunConfig) -> int:
+def model_time_pooling(cfg: config.RunConfig) -> int:
     """T / T' of the run's network (4 for the baseline CRNN), without building it."""
     return time_pooling(cfg, n_classes=len(CLASSES))
 
 
-def model_frame_s(cfg: C.RunConfig) -> float:
+def model_frame_s(cfg: config.RunConfig) -> float:
     """Seconds per output frame of the run's network (0.064 for the baseline CRNN)."""
     return out_frame_s(cfg.features, model_time_pooling(cfg))
 
@@ -58,7 +58,7 @@ class TrainState:
     step: int = 0
 
     @classmethod
-    def create(cls, cfg: C.RunConfig, device: torch.device, group: Group) -> TrainState:
+    def create(cls, cfg: config.RunConfig, device: torch.device, group: Group) -> TrainState:
         tc = cfg.train
         torch.manual_seed(tc.seed)
         student = make_model(cfg).to(device)

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from greensed import config as C
+from greensed import config
 from greensed.data.desed import Subset
 from greensed.data.features import to_model_input
 from greensed.data.spec import CLASSES
 from greensed.metrics.events import Events, decode
-from greensed.metrics.intersection import F1Result, intersection_f1
+from greensed.metrics.intersection import intersection_f1
 from greensed.metrics.weak import weak_f1
 from greensed.train.protocol import OBJECTIVE
 from greensed.train.state import model_frame_s
@@ -78,21 +78,11 @@ def validation_tensors(subset: Subset, device: torch.device, *, clip_s: float,
     return out
 
 
-def detections(probs: np.ndarray, cfg: C.RunConfig) -> Events:
+def detections(probs: np.ndarray, cfg: config.RunConfig) -> Events:
     """Frame probabilities [N, C, T'] -> events (eval.threshold, eval.median_window)."""
     ec = cfg.eval
     return decode(probs, threshold=ec.threshold, median_window=ec.median_window,
                   frame_s=model_frame_s(cfg), clip_s=cfg.features.clip_s)
-
-
-def score_events(probs: np.ndarray, events: Events, cfg: C.RunConfig,
-                 durations_s: np.ndarray | float | None = None) -> F1Result:
-    """Frame probabilities [N, C, T'] -> events (threshold, median filter) -> intersection
-    F1 against ``events`` with the run's DTC/GTC/CTTC (docs/metrics.md)."""
-    ec = cfg.eval
-    return intersection_f1(detections(probs, cfg), events, n_classes=len(CLASSES),
-                           durations_s=cfg.features.clip_s if durations_s is None else durations_s,
-                           dtc=ec.dtc, gtc=ec.gtc, cttc=ec.cttc)
 
 
 def baseline_f1(det: Events, events: Events, durations_s: np.ndarray | float) -> float:
@@ -122,7 +112,7 @@ def validation_clips(val: dict[str, Any]) -> int:
 
 
 def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
-             cfg: C.RunConfig, progress: Callable[[int], None] | None = None
+             cfg: config.RunConfig, progress: Callable[[int], None] | None = None
              ) -> dict[str, Any]:
     """Metrics for both models; the keys are those of docs/runlog.md. ``progress(n)``
     after each batch of n clips predicted (validation_clips(val) in all)."""

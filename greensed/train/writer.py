@@ -1,161 +1,101 @@
-"""Everything a run writes to its directory, in one place: the run log, the
-lost-energy ledger, the heartbeat and the checkpoints.
+"""Everything a greensed run writes to its directory: the run log and the ledger
+(through greensed.library.journal, which every loop's run directory shares), the
+heartbeat, the checkpoints and the TensorBoard scalars.
 
 Rank 0 of a run holds a :class:`RunWriter`; the other ranks hold a
-:class:`NullWriter` with the same methods doing nothing, so the loop has one
-code path.
+:class:`NullWriter`, which implements the whole :class:`Writer` protocol and
+writes nothing, so the loop has one code path.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from greensed.energy import Reading
 from greensed.errors import GreensedError
-from greensed.runlog import (
-    EpochRecord,
-    Heartbeat,
-    LostEntry,
-    RunDir,
-    Summary,
-    atomic_write_bytes,
-    atomic_write_json,
-)
-from greensed.train import checkpoint, ledger
+from greensed.library.journal import HEARTBEAT_S, Beat, RunJournal
+from greensed.runlog import EpochRecord, LostEntry, RunDir, Summary, ledger
+from greensed.train import checkpoint
 from greensed.train.state import TrainState
 
-# Seconds between heartbeats within an epoch: after a kill -9 the lost partial
-# epoch is estimated from the last heartbeat's elapsed time (docs/reliability.md).
-HEARTBEAT_S = 5.0
 
+class Writer(Protocol):
+    """What the loop writes, on every rank (only rank 0's writer writes files)."""
 
-class Beat:
-    """The heartbeat of the epoch in flight, written every ``period_s`` by a thread
-    (a step or a validation can take longer than that) until the epoch is accounted."""
+    @property
+    def lost(self) -> list[LostEntry]:
+        """The ledger's entries (lost.jsonl)."""
+        ...
 
-    def __init__(self, run: RunDir | None, epoch: int, period_s: float) -> None:
-        self.run, self.epoch, self.period_s = run, epoch, period_s
-        self.pid = os.getpid()
-        self.t0 = time.monotonic()
-        # Set once the epoch's energy is in the run log or the ledger.
-        self.accounted = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    def start(self, config_toml: str, hardware: Mapping[str, Any]) -> None: ...
 
-    def now(self) -> Heartbeat:
-        return Heartbeat(self.epoch, time.monotonic() - self.t0, self.pid)
+    def resume(self, records: Sequence[EpochRecord], held: int,
+               last: EpochRecord | None = None) -> list[EpochRecord]: ...
 
-    def __enter__(self) -> Beat:
-        if self.run is not None:
-            self.run.write_heartbeat(self.now())
-            self._thread = threading.Thread(target=self._loop, daemon=True,
-                                            name="greensed-heartbeat")
-            self._thread.start()
-        return self
+    def heartbeat(self, epoch: int) -> Beat: ...
 
-    def _loop(self) -> None:
-        assert self.run is not None
-        while not self._stop.wait(self.period_s):
-            try:
-                self.run.write_heartbeat(self.now())
-            except OSError:
-                pass  # a full disk: the trainer's own writes will say so
+    def record_cut(self, epoch: int, reading: Reading, why: str, beat: Beat) -> None: ...
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        if self.run is None:
-            return
-        if self.accounted:  # nothing in flight any more
-            self.run.write_heartbeat(Heartbeat(0, 0.0, self.pid))
-        elif exc_type is not None:
-            try:  # the estimate on resume covers up to here
-                self.run.write_heartbeat(self.now())
-            except OSError:
-                pass
+    def settle_unknown(self, epoch: int, power_w: float | None) -> None: ...
+
+    def lost_kwh_of(self, epoch: int) -> float: ...
+
+    def commit(self, record: EpochRecord, state: TrainState, beat: Beat, *, is_best: bool,
+               metric: str, config_toml: str, rank_rngs: list[Any] | None) -> None: ...
+
+    def totals(self, history: Sequence[EpochRecord]) -> ledger.Totals: ...
+
+    def write_summary(self, summary: Summary) -> None: ...
 
 
 class RunWriter:
-    """Rank 0's writes: run log (and its views: epochs.csv, TensorBoard scalars when
-    ``tensorboard``), ledger, heartbeat, checkpoints."""
+    """Rank 0's writes: the run's journal (run log, epochs.csv, ledger, heartbeat),
+    then the checkpoints and, when ``tensorboard``, the TensorBoard scalars."""
 
     def __init__(self, run: RunDir, *, heartbeat_s: float = HEARTBEAT_S,
                  tensorboard: bool = False) -> None:
-        self.run, self.heartbeat_s = run, heartbeat_s
-        self.lost: list[LostEntry] = run.read_lost()
+        self.run = run
+        self.journal = RunJournal(run, heartbeat_s=heartbeat_s)
         self.scalars = Scalars(run) if tensorboard else None
 
-    def start(self, config_toml: str, hardware: dict[str, Any]) -> None:
-        self.run.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.run.config, config_toml.encode())
-        atomic_write_json(self.run.hardware, hardware)
+    @property
+    def lost(self) -> list[LostEntry]:
+        return self.journal.lost
 
-    def resume(self, records: list[EpochRecord], held: int,
+    def start(self, config_toml: str, hardware: Mapping[str, Any]) -> None:
+        self.journal.start(config_toml, hardware)
+
+    def resume(self, records: Sequence[EpochRecord], held: int,
                last: EpochRecord | None = None) -> list[EpochRecord]:
-        """The history a resume continues from; moves what the checkpoint lacks to the
-        ledger and cuts epochs.jsonl to the checkpoint (docs/reliability.md). A log that
-        lost the checkpoint's own last record (a cut line) gets it back from last.pt, so
-        the log and the weights agree."""
-        if held == len(records) + 1 and last is not None and last.epoch == held:
-            self.run.append_epoch(last)
-            records = [*records, last]
-        elif held > len(records):
-            raise GreensedError(
-                f"{self.run.epochs}: holds {len(records)} epochs but {self.run.last} holds "
-                f"{held}: the log lost records the weights have (and this checkpoint cannot "
-                "restore them); keep a copy and start a new run")
-        plan = ledger.plan_resume(records, held, self.lost, self.run.read_heartbeat(),
-                                  checkpoint=str(self.run.last))
-        for entry in plan.moved:  # before the truncation: a crash here redoes no harm
-            self.run.append_lost(entry)
-            self.lost.append(entry)
-        if plan.truncate_to is not None:
-            self.run.keep_epochs(plan.truncate_to)
-            self.run.write_epochs_csv()
-        return plan.history
+        """The history a resume from last.pt continues from (RunJournal.resume)."""
+        return self.journal.resume(records, held, last, checkpoint=str(self.run.last))
 
     def heartbeat(self, epoch: int) -> Beat:
-        return Beat(self.run, epoch, self.heartbeat_s)
+        return self.journal.heartbeat(epoch)
 
     def record_cut(self, epoch: int, reading: Reading, why: str, beat: Beat) -> None:
-        entry = ledger.cut_entry(epoch, reading.energy_kwh, reading.duration_s, why, beat.now())
-        self.run.append_lost(entry)
-        self.lost.append(entry)
-        beat.accounted = True
+        self.journal.cut(epoch, reading, why, beat)
 
-    def lost_kwh_of(self, epoch: int, reading: Reading) -> float:
-        """Energy of earlier attempts at ``epoch``, settling an unknown one from this
-        reading's power (lost.jsonl rewritten at once)."""
-        settled = ledger.settle_unknown(self.lost, epoch, reading.avg_power_w)
-        if settled is not None:
-            self.run.rewrite_lost(settled)
-            self.lost = settled
-        return ledger.lost_kwh_of(self.lost, epoch)
+    def settle_unknown(self, epoch: int, power_w: float | None) -> None:
+        self.journal.settle_unknown(epoch, power_w)
+
+    def lost_kwh_of(self, epoch: int) -> float:
+        return self.journal.lost_kwh_of(epoch)
 
     def commit(self, record: EpochRecord, state: TrainState, beat: Beat, *, is_best: bool,
                metric: str, config_toml: str, rank_rngs: list[Any] | None) -> None:
-        self.run.append_epoch(record)
-        beat.accounted = True  # from here a crash redoes the epoch from the log's record
+        self.journal.append(record, beat)  # from here a crash redoes the epoch from the log
         checkpoint.save_epoch(self.run, state, record, is_best=is_best, metric=metric,
                               config_toml=config_toml, rank_rngs=rank_rngs)
-        self.views(record)
-
-    def views(self, record: EpochRecord) -> None:
-        """What is derived from the log: epochs.csv, rewritten from epochs.jsonl (always:
-        a few kB, and it can never disagree with the log), and the TensorBoard scalars."""
-        self.run.write_epochs_csv()
         if self.scalars is not None:
             self.scalars.add(record)
 
-    def totals(self, history: list[EpochRecord]) -> ledger.Totals:
-        return ledger.totals(history, self.run.read_lost())
+    def totals(self, history: Sequence[EpochRecord]) -> ledger.Totals:
+        return self.journal.totals(history)
 
     def write_summary(self, summary: Summary) -> None:
-        self.run.write_summary(summary)
+        self.journal.finish(summary)
         if self.scalars is not None:
             self.scalars.close()
 
@@ -220,9 +160,19 @@ class Scalars:
 
 
 class NullWriter:
-    """The other ranks of a group: they write nothing (rank 0 writes for all)."""
+    """The other ranks of a group: every method of :class:`Writer`, writing nothing
+    (rank 0 writes for all); an epoch is accounted once it is committed or cut."""
 
-    lost: list[LostEntry] = []
+    @property
+    def lost(self) -> list[LostEntry]:
+        return []
+
+    def start(self, config_toml: str, hardware: Mapping[str, Any]) -> None:
+        pass
+
+    def resume(self, records: Sequence[EpochRecord], held: int,
+               last: EpochRecord | None = None) -> list[EpochRecord]:
+        return list(records[:held])
 
     def heartbeat(self, epoch: int) -> Beat:
         return Beat(None, epoch, HEARTBEAT_S)
@@ -230,8 +180,18 @@ class NullWriter:
     def record_cut(self, epoch: int, reading: Reading, why: str, beat: Beat) -> None:
         beat.accounted = True
 
-    def commit(self, record: EpochRecord, state: TrainState, beat: Beat, **_: Any) -> None:
+    def settle_unknown(self, epoch: int, power_w: float | None) -> None:
+        pass
+
+    def lost_kwh_of(self, epoch: int) -> float:
+        return 0.0
+
+    def commit(self, record: EpochRecord, state: TrainState, beat: Beat, *, is_best: bool,
+               metric: str, config_toml: str, rank_rngs: list[Any] | None) -> None:
         beat.accounted = True
 
+    def totals(self, history: Sequence[EpochRecord]) -> ledger.Totals:
+        return ledger.totals(history, self.lost)
 
-Writer = RunWriter | NullWriter
+    def write_summary(self, summary: Summary) -> None:
+        pass

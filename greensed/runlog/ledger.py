@@ -7,7 +7,7 @@ checkpoint (measured, and redone on resume). Each lands once in ``lost.jsonl``;
 the epoch record that finally covers that epoch adds it to its
 ``cumulative_kwh``, and a run's total is the last record's cumulative energy
 plus what no record covers yet. Pure arithmetic on run-log records: no torch,
-no files (see :class:`greensed.train.writer.RunWriter` for those).
+no files (see :class:`greensed.library.journal.RunJournal` for those).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 
 from greensed.energy.base import J_PER_KWH
 from greensed.errors import GreensedError
-from greensed.runlog import EpochRecord, Heartbeat, LostEntry
+from greensed.runlog.records import EpochRecord, Heartbeat, LostEntry
 
 REDONE = "measured: finished epoch redone on resume (died before its checkpoint)"
+REDONE_OLDER = "measured: finished epoch redone on resume (from an older checkpoint)"
 ESTIMATED = "estimated: elapsed time x mean power of finished epochs"
 UNKNOWN = "unknown: no finished epoch to estimate power from"
 ESTIMATED_FROM_REDO = "estimated: elapsed time x mean power of the redone epoch"
@@ -36,17 +37,21 @@ class Resume:
 
 
 def plan_resume(records: Sequence[EpochRecord], held: int, lost: Sequence[LostEntry],
-                beat: Heartbeat | None, *, checkpoint: str) -> Resume:
+                beat: Heartbeat | None, *, checkpoint: str, max_ahead: int | None = 1
+                ) -> Resume:
     """Resume from a checkpoint holding ``held`` epochs, with ``records`` logged.
 
-    The log may be one epoch ahead of the checkpoint (died between the two writes):
-    that epoch is redone and its measured energy moves to the ledger. A crash in
-    the epoch in flight (the heartbeat's) adds its estimate, once per attempt.
+    The log may be up to ``max_ahead`` epochs ahead of the checkpoint (greensed's
+    trainer checkpoints every epoch: one, when it died between the two writes; a
+    loop that keeps older checkpoints: None, any): those epochs are redone and their
+    measured energy moves to the ledger. A crash in the epoch in flight (the
+    heartbeat's) adds its estimate, once per attempt.
     """
-    if len(records) > held + 1:
+    if max_ahead is not None and len(records) > held + max_ahead:
         raise GreensedError(f"{checkpoint}: holds epoch {held} but the log has "
                             f"{len(records)} epochs; cannot resume")
     moved: list[LostEntry] = []
+    how = REDONE if len(records) <= held + 1 else REDONE_OLDER
     seen = {(e.epoch, e.record_time_utc) for e in lost}
     for r in records[held:]:
         if (r.epoch, r.time_utc) in seen:
@@ -54,7 +59,7 @@ def plan_resume(records: Sequence[EpochRecord], held: int, lost: Sequence[LostEn
         # The heartbeat of that same attempt must not add an estimate on top.
         key = beat.key if beat is not None and beat.epoch == r.epoch else None
         moved.append(LostEntry(epoch=r.epoch, kwh=r.energy_kwh, duration_s=r.duration_s,
-                               how=REDONE, record_time_utc=r.time_utc or None,
+                               how=how, record_time_utc=r.time_utc or None,
                                heartbeat_pid_epoch=key))
     history = list(records[:held])
     crash = crash_estimate(history, [*lost, *moved], beat)
