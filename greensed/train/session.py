@@ -178,8 +178,9 @@ def open_session(group: Group, cfg: config.RunConfig, run_dir: Path, device: tor
         n_steps = steps_per_epoch(data.sizes(), shares, cfg.train.max_steps_per_epoch)
         if n_steps < 1:
             raise GreensedError(
-                f"an epoch has no step: subsets {data.sizes()} are smaller than the "
-                f"batch shares {shares} (reduce train.batch_size)")
+                "an epoch has no step: the clips of a subset (strong/weak/unlabelled "
+                f"{_slashed(data.sizes())}) are fewer than one batch takes of it "
+                f"(strong/weak/unlabelled {_slashed(shares)}); reduce train.batch_size")
         val = validation_tensors(ds.validation, device, clip_s=cfg.features.clip_s,
                                  heldout=weak.heldout) if group.is_main else None
         s = Session(cfg, run, device, group, m, policy, writer, state, data, val, shares,
@@ -187,6 +188,11 @@ def open_session(group: Group, cfg: config.RunConfig, run_dir: Path, device: tor
         if resume:
             _restore(s)
         yield s
+
+
+def _slashed(counts: tuple[int, ...]) -> str:
+    """Counts as the banner words them: 2/2/4."""
+    return "/".join(map(str, counts))
 
 
 def _clips(ds: Dataset, weak: protocol.WeakSets) -> dict[str, int]:
