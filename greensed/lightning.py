@@ -49,9 +49,11 @@ if TYPE_CHECKING:  # the hooks' types; at run time, whichever Lightning the user
 
 from greensed.energy import Meter, Reading, make_meter
 from greensed.energy.base import UNAVAILABLE, MeterWindow
+from greensed.energy.carbon import CarbonIntensity
 from greensed.energy.ranks import ReducedMeter, rank_meter
 from greensed.errors import ConfigError
 from greensed.library import RunRecorder, default_device
+from greensed.library.energy import resolve_carbon
 from greensed.numbers import count
 from greensed.stopping import CONTINUE, Decision, Policy, make_policy
 from greensed.stopping.base import watched_metrics, watching
@@ -80,6 +82,8 @@ class EnergyEarlyStopping:
     :class:`greensed.energy.Meter`. ``run_dir``: the run directory (default
     ``<trainer.log_dir>/greensed``). ``batch_size``, ``seed``, ``recipe`` label the
     run for ``greensed report --by``. ``log_energy``: log the energy scalars.
+    ``carbon_intensity`` (g CO2eq/kWh), else ``country_iso_code`` (and ``region``):
+    the grid whose CO2 the run log counts; without either, CodeCarbon's world average.
 
     ``EnergyEarlyStopping(...)`` is an instance of the adapter for the Lightning the
     calling code imported (:func:`callback_class`), so that its trainer takes it.
@@ -98,7 +102,9 @@ class EnergyEarlyStopping:
                  run_dir: str | Path | None = None, *, max_epochs: int | None = None,
                  strict: bool = True, tracking_mode: str = "machine",
                  batch_size: int | None = None, seed: int | None = None,
-                 recipe: str = "", log_energy: bool = True, verbose: bool = True) -> None:
+                 recipe: str = "", log_energy: bool = True, verbose: bool = True,
+                 carbon_intensity: float | CarbonIntensity | None = None,
+                 country_iso_code: str | None = None, region: str | None = None) -> None:
         super().__init__()
         self.stop = [stop] if isinstance(stop, str) else list(stop)
         self.monitor, self.mode, self.meter_spec = monitor, mode, meter
@@ -108,6 +114,7 @@ class EnergyEarlyStopping:
         self.log_energy, self.verbose = log_energy, verbose
         # Checked now, so that a bad spec fails before any training.
         self._policy(max_epochs or NO_CAP)
+        self.carbon = resolve_carbon(carbon_intensity, country_iso_code, region)  # once
         if isinstance(meter, str):
             make_meter(meter, device="cpu", tracking_mode=tracking_mode)
         self.recorder: RunRecorder | None = None
@@ -178,7 +185,7 @@ class EnergyEarlyStopping:
                 policy=self.policy, max_epochs=cap if cap != NO_CAP else None,
                 batch_size=self.batch_size or getattr(loader, "batch_size", None),
                 seed=self.seed, recipe=self.recipe, trainer="lightning",
-                stop=self.stop, device=device_of(pl_module),
+                stop=self.stop, device=device_of(pl_module), carbon_intensity=self.carbon,
                 resume=self._resumed, held_epochs=trainer.current_epoch if self._resumed
                 else None)
             self.recorder = recorder.start()  # refused (a used run_dir): nothing written

@@ -73,7 +73,7 @@ def test_stops_a_lightning_training_on_a_budget(L, tmp_path):
     run_dir = tmp_path / "run"
     hooks = L.Hooks()
     cb = L.EnergyEarlyStopping(stop=["budget:kwh=2.5"], monitor="val_f1", meter=tick_meter(),
-                               run_dir=run_dir, recipe="tiny")
+                               run_dir=run_dir, recipe="tiny", country_iso_code="FRA")
     trainer = fit(L, tmp_path, cb, [0.1, 0.2, 0.3, 0.4], extra=(hooks,))
     # 1 kWh an epoch: after 2 epochs a third would overrun 2.5 kWh.
     assert trainer.current_epoch == 2 and trainer.should_stop
@@ -87,6 +87,12 @@ def test_stops_a_lightning_training_on_a_budget(L, tmp_path):
     assert records[1].cumulative_kwh == pytest.approx(2.0) and records[1].steps == 4
     assert "train_loss" in records[0].metrics and records[0].lr == 0.1
     assert records[0].energy_methods == {"cpu": "constant-power model"}
+    # CO2 at France's grid mix (CodeCarbon's offline data), labelled; no lock file left.
+    g = s.carbon_intensity_g_per_kwh
+    assert g > 0 and s.carbon_source.startswith("codecarbon: FRA grid mix")
+    assert [r.cumulative_co2_kg for r in records] == pytest.approx([g / 1000, 2 * g / 1000])
+    assert s.total_co2_kg == pytest.approx(2 * g / 1000)
+    assert not RunDir(run_dir).lock.exists()
     # Energy scalars reached the trainer's logger.
     assert logged(trainer, "energy/cumulative_kwh") == pytest.approx([1.0, 2.0])
     assert logged(trainer, "energy/epoch_kwh") == pytest.approx([1.0, 1.0])
@@ -100,6 +106,8 @@ def test_stops_a_lightning_training_on_a_budget(L, tmp_path):
     out = cli("report", str(run_dir), "--metric", "val_f1", "--format", "csv", "--no-plots",
               "--out", str(tmp_path / "report"))
     assert "Table 1" in out and len((tmp_path / "report/runs.csv").read_text().splitlines()) == 2
+    (row,) = csv.DictReader((tmp_path / "report/runs.csv").open())
+    assert float(row["co2_kg"]) == pytest.approx(2 * g / 1000)
     out = cli("replay", str(run_dir), "--metric", "val_f1", "--policy", "budget:kwh=1.5",
               "--format", "csv")
     assert "budget:kwh=1.5" in out and "1/2" in out

@@ -20,15 +20,15 @@ from greensed.energy import Reading
 from greensed.library import RunRecorder
 from greensed.runlog import RunDir, RunStatus
 from greensed.stopping import build_policy
-from greensed.train import protocol
+from greensed.train import preflight, protocol
 from greensed.train.outcome import RunEnd
 from greensed.train.session import Session
 from greensed.train.writer import RunWriter
 
-# Fields greensed's protocol adds through the builders (docs/runlog.md).
-PROTOCOL_EPOCH = {"forecast", "co2_kg", "cumulative_co2_kg"}
-PROTOCOL_SUMMARY = {"protocol", "model_of_record", "clips", "skipped_audio", "left_out_audio",
-                    "total_co2_kg", "carbon_intensity_g_per_kwh", "carbon_source"}
+# Fields greensed's protocol adds through the builders (docs/runlog.md); CO2 is
+# both paths' (the run's carbon intensity, by the same defaults).
+PROTOCOL_EPOCH = {"forecast"}
+PROTOCOL_SUMMARY = {"protocol", "model_of_record", "clips", "skipped_audio", "left_out_audio"}
 N_STEPS = 4
 METER = "constant:100W"
 
@@ -70,7 +70,7 @@ class Greensed:
         writer = RunWriter(self.run)
         s = Session(self.cfg, self.run, None, SimpleNamespace(is_main=True), SimpleNamespace(
             name=METER), self.policy, writer, SimpleNamespace(step=0), None, None, (1, 1, 2),
-            N_STEPS, print, "same", {"strong": 4}, {})
+            N_STEPS, print, "same", {"strong": 4}, {}, preflight.check_run_config(self.cfg))
         if resume_held is None:
             writer.start(config.to_toml(self.cfg), {"host": "here"})
         else:

@@ -15,6 +15,7 @@ from greensed import config as C
 from greensed import runlog
 from greensed.energy.constant import ConstantPowerMeter
 from greensed.errors import ConfigError, GreensedError
+from greensed.train import preflight
 from greensed.train.batches import batch_composition, epoch_batches
 from greensed.train.loop import train
 
@@ -74,11 +75,16 @@ def test_same_seed_same_losses(tiny_dataset, tmp_path):
     assert a.metrics == b.metrics
 
 
-def test_interrupt_then_resume(tiny_dataset, tmp_path):
+def test_interrupt_then_resume(tiny_dataset, tmp_path, monkeypatch):
     """SIGINT during epoch 2: clean stop; resume continues with contiguous epochs,
-    monotonic cumulative energy, and the cut partial epoch counted exactly once."""
+    monotonic cumulative energy, and the cut partial epoch counted exactly once. Each
+    run resolves its carbon intensity once and leaves no lock file when it ends."""
     cfg = tiny_config(tiny_dataset, tmp_path / "cache", epochs=3)
     run = tmp_path / "run"
+    resolved = []
+    real = preflight.carbon_intensity
+    monkeypatch.setattr(preflight, "carbon_intensity",
+                        lambda *a: resolved.append(a) or real(*a))
 
     def interrupt_after_first_epoch(line: str) -> None:
         if line.startswith("epoch   1"):
@@ -90,6 +96,7 @@ def test_interrupt_then_resume(tiny_dataset, tmp_path):
     lost = first.summary.lost_kwh
     assert lost > 0  # the cut part of epoch 2, measured by the meter
     assert first.summary.total_kwh == pytest.approx(first.history[0].energy_kwh + lost)
+    assert len(resolved) == 1 and not runlog.RunDir(run).lock.exists()
 
     with pytest.raises(GreensedError, match="already holds a run"):
         train(cfg, run, report=quiet)
@@ -102,6 +109,10 @@ def test_interrupt_then_resume(tiny_dataset, tmp_path):
     assert second.summary.total_kwh == pytest.approx(expected)
     assert second.summary.status is runlog.RunStatus.FINISHED
     assert second.summary.lost_kwh == pytest.approx(lost)
+    assert len(resolved) == 3 and not runlog.RunDir(run).lock.exists()
+    assert second.summary.carbon_source == "codecarbon: world average (no country given)"
+    assert second.summary.total_co2_kg == pytest.approx(
+        expected * second.summary.carbon_intensity_g_per_kwh / 1000)
 
 
 def test_resume_with_changed_config_is_refused(tiny_dataset, tmp_path):

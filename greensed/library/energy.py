@@ -9,6 +9,7 @@ from typing import Self
 
 from greensed.energy import Meter, Reading, make_meter
 from greensed.energy.base import MeterWindow
+from greensed.energy.carbon import CarbonIntensity, carbon_intensity
 from greensed.errors import GreensedError
 
 
@@ -31,10 +32,17 @@ class EnergyMonitor:
     ``meter`` is a spec as ``greensed train --meter`` takes (auto, codecarbon, nvml,
     constant:WATTS[+DEVICE_W], none) or a :class:`~greensed.energy.Meter`. ``device``
     (for auto and nvml: the GPU to read) defaults to cuda when torch sees one.
+    ``carbon_intensity`` (g CO2eq/kWh), else ``country_iso_code`` (and ``region``):
+    the grid whose CO2 a window's ``co2_kg`` counts, as ``greensed train`` takes
+    them; without either, CodeCarbon's world average. ``carbon`` holds it and its
+    source, resolved once here.
     """
 
     def __init__(self, meter: str | Meter = "auto", *, device: str | None = None,
-                 tracking_mode: str = "machine") -> None:
+                 tracking_mode: str = "machine",
+                 carbon_intensity: float | CarbonIntensity | None = None,
+                 country_iso_code: str | None = None, region: str | None = None) -> None:
+        self.carbon = resolve_carbon(carbon_intensity, country_iso_code, region)
         if isinstance(meter, str):
             self.spec: str | None = meter
             needs_device = meter.strip().lower() in ("auto", "nvml")
@@ -97,6 +105,11 @@ class EnergyWindow:
         self._window = MeterWindow(self.monitor.meter).__enter__()
         return self
 
+    @property
+    def co2_kg(self) -> float | None:
+        """kg CO2eq of the window's reading at the monitor's carbon intensity."""
+        return self.monitor.carbon.kg(self.reading.energy_kwh) if self.reading else None
+
     def end(self) -> Reading:
         """End the window now; its reading (later calls return the same)."""
         if self._window is None:
@@ -120,14 +133,31 @@ class EnergyWindow:
 
 
 def measure(meter: str | Meter = "auto", *, device: str | None = None,
-            tracking_mode: str = "machine") -> EnergyWindow:
+            tracking_mode: str = "machine",
+            carbon_intensity: float | CarbonIntensity | None = None,
+            country_iso_code: str | None = None, region: str | None = None) -> EnergyWindow:
     """The energy of one block of code::
 
-        with greensed.measure("auto") as m:
+        with greensed.measure("auto", country_iso_code="FRA") as m:
             ...
-        print(m.reading.energy_kwh, m.reading.methods)
+        print(m.reading.energy_kwh, m.reading.methods, m.co2_kg)
 
     The meter starts on entry and closes on exit; for many windows (every epoch)
-    use one :class:`EnergyMonitor`, which starts once."""
-    return EnergyWindow(EnergyMonitor(meter, device=device, tracking_mode=tracking_mode),
+    use one :class:`EnergyMonitor`, which starts once. The carbon arguments: as
+    :class:`EnergyMonitor`'s."""
+    return EnergyWindow(EnergyMonitor(meter, device=device, tracking_mode=tracking_mode,
+                                      carbon_intensity=carbon_intensity,
+                                      country_iso_code=country_iso_code, region=region),
                         owns_monitor=True)
+
+
+def resolve_carbon(given: float | CarbonIntensity | None = None,
+                   country_iso_code: str | None = None,
+                   region: str | None = None) -> CarbonIntensity:
+    """A run's carbon intensity, as greensed's trainer resolves its [meter] keys: the
+    given g CO2eq/kWh (or :class:`CarbonIntensity`), else CodeCarbon's offline data
+    for the country (and region), else its world average; an unknown country is a
+    ConfigError."""
+    if isinstance(given, CarbonIntensity):
+        return given
+    return carbon_intensity(given, country_iso_code, region)

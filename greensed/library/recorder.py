@@ -10,8 +10,9 @@ from typing import Any, Self
 
 from greensed import config
 from greensed.energy import Reading
+from greensed.energy.carbon import CarbonIntensity
 from greensed.errors import ConfigError, GreensedError
-from greensed.library.energy import EnergyMonitor, default_device
+from greensed.library.energy import EnergyMonitor, default_device, resolve_carbon
 from greensed.library.journal import HEARTBEAT_S, Beat, RunJournal
 from greensed.library.records import budget_of, epoch_record, run_summary
 from greensed.runlog import EpochRecord, LostEntry, RunDir, RunStatus, Summary
@@ -49,6 +50,11 @@ class RunRecorder:
     ``heartbeat_s``: the period of the heartbeat of the epoch in flight, which a
     ``monitor``'s window starts (or :meth:`begin`): a kill -9 loses at most that much
     of the epoch's energy, the resume estimates the rest (docs/reliability.md).
+    ``carbon_intensity`` (g CO2eq/kWh), else ``country_iso_code`` (and ``region``):
+    the grid whose CO2 each record (``co2_kg``, ``cumulative_co2_kg``) and the
+    summary (``total_co2_kg``, with the intensity and its source) count, as
+    ``greensed train`` takes them; without either, the ``monitor``'s, else
+    CodeCarbon's world average. Resolved once, here (``carbon``).
     """
 
     def __init__(self, run_dir: str | Path, *, metric: str = DEFAULT_METRIC,
@@ -58,8 +64,13 @@ class RunRecorder:
                  stop: Sequence[str] = (), monitor: EnergyMonitor | None = None,
                  device: str | None = None, hardware: Mapping[str, Any] | None = None,
                  classes: Sequence[str] = (), resume: bool = False,
-                 held_epochs: int | None = None, heartbeat_s: float = HEARTBEAT_S) -> None:
+                 held_epochs: int | None = None, heartbeat_s: float = HEARTBEAT_S,
+                 carbon_intensity: float | CarbonIntensity | None = None,
+                 country_iso_code: str | None = None, region: str | None = None) -> None:
         self.run = RunDir(Path(run_dir))
+        own_carbon = carbon_intensity is not None or country_iso_code or region
+        self.carbon = monitor.carbon if monitor is not None and not own_carbon else \
+            resolve_carbon(carbon_intensity, country_iso_code, region)
         self.metric, self.mode, self.policy = metric, mode, policy
         self.max_epochs, self.batch_size, self.seed = max_epochs, batch_size, seed
         self.recipe, self.monitor, self.classes = recipe, monitor, tuple(classes)
@@ -78,7 +89,10 @@ class RunRecorder:
                        "stop": list(stop) or None},
             "train": {"epochs": max_epochs, "batch_size": batch_size, "seed": seed},
             "stop": {"metric": metric, "mode": mode},
-            "meter": {"spec": monitor.spec if monitor is not None else None}}
+            "meter": {"spec": monitor.spec if monitor is not None else None,
+                      "carbon_intensity": carbon_intensity
+                      if isinstance(carbon_intensity, (int, float)) else None,
+                      "country_iso_code": country_iso_code, "region": region}}
         given = {name: {k: v for k, v in t.items() if v is not None} for name, t in raw.items()}
         self.config = {name: t for name, t in given.items() if t}
         config.override(config.RunConfig(), self.config, f"{self.run.config}")  # all checked
@@ -154,7 +168,8 @@ class RunRecorder:
             self._check_turn(epoch)
             journal.settle_unknown(epoch, reading.avg_power_w)
             record = epoch_record(epoch, metrics, reading, previous=self.last,
-                                  lost_kwh=journal.lost_kwh_of(epoch), **fields)
+                                  lost_kwh=journal.lost_kwh_of(epoch), carbon=self.carbon,
+                                  **fields)
         except ConfigError as exc:
             raise self._refused(exc, reading) from None
         return self.append(record)
@@ -245,7 +260,8 @@ class RunRecorder:
                                    stop_reason=reason, metric=self.metric, mode=self.mode,
                                    budget_kwh=budget_of(self.policy), meter=self._meter_name(),
                                    batch_size=self.batch_size, seed=self.seed,
-                                   recipe=self.recipe, classes=self.classes, error=error)
+                                   recipe=self.recipe, classes=self.classes, error=error,
+                                   carbon=self.carbon)
         if self._beat is not None:  # a window begun for no epoch: nothing in flight now
             self._beat.accounted = True
         self._end_beat()

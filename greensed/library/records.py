@@ -1,7 +1,8 @@
 """The one builder of each run-log record, for every loop: an epoch record from
 (epoch, metrics, reading), and a run's summary from its records (docs/library.md).
-greensed's trainer adds its protocol's fields (forecast, CO2, clips, model of
-record) through the same two functions."""
+CO2 comes from the run's carbon intensity, resolved once per run
+(greensed.energy.carbon). greensed's trainer adds its protocol's fields (forecast,
+clips, model of record) through the same two functions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from greensed.energy import Reading
+from greensed.energy.carbon import CarbonIntensity
 from greensed.errors import ConfigError
 from greensed.runlog import EpochRecord, Losses, LostEntry, RunStatus, Summary, ledger
 from greensed.stopping import Budget, Policy, best_record
@@ -52,7 +54,7 @@ def epoch_record(epoch: int, metrics: Mapping[str, Any], reading: Reading, *,
                  loss: float | Mapping[str, Any] | None = None, steps: int = 0,
                  lr: float | None = None, train_s: float | None = None,
                  val_s: float | None = None, time_utc: str | None = None,
-                 **extra: Any) -> EpochRecord:
+                 carbon: CarbonIntensity | None = None, **extra: Any) -> EpochRecord:
     """One run-log record from an epoch's metrics and its energy reading.
 
     ``metrics``: name -> number (``{"val_f1": 0.41}``; tensors and numpy scalars are
@@ -62,6 +64,7 @@ def epoch_record(epoch: int, metrics: Mapping[str, Any], reading: Reading, *,
     cut attempts at this epoch. ``loss``: the mean training loss (a number: ``total``)
     or terms of ``greensed.runlog.LOSS_KEYS``. ``steps``: optimizer steps since the
     start of the run (cumulative). ``duration_s`` is the reading's window.
+    ``carbon``: the run's intensity, for ``co2_kg`` and ``cumulative_co2_kg``.
     ``extra``: other fields of :class:`EpochRecord` as they are (a protocol's own).
     """
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
@@ -70,12 +73,16 @@ def epoch_record(epoch: int, metrics: Mapping[str, Any], reading: Reading, *,
         raise ConfigError(f"epoch {epoch} after epoch {previous.epoch}: epochs are contiguous "
                           "(the policies count them)")
     e = reading.to_record()
+    cumulative_kwh = ledger.cumulative_kwh(previous, lost_kwh, e["energy_kwh"])
+    if carbon is not None:
+        extra = {"co2_kg": carbon.kg(e["energy_kwh"]),
+                 "cumulative_co2_kg": carbon.kg(cumulative_kwh), **extra}
     return EpochRecord(
         epoch=epoch, steps=int(steps), lr=None if lr is None else float(lr), loss=_losses(loss),
         metrics={str(k): _number(v, f"metrics[{k!r}]") for k, v in metrics.items()},
         train_s=train_s, val_s=val_s, duration_s=reading.duration_s,
         energy_kwh=e["energy_kwh"],
-        cumulative_kwh=ledger.cumulative_kwh(previous, lost_kwh, e["energy_kwh"]),
+        cumulative_kwh=cumulative_kwh,
         energy_components_kwh=e["energy_components_kwh"], energy_methods=e["energy_methods"],
         avg_power_w=e["avg_power_w"], meter=e["meter"], energy_status=e["energy_status"],
         time_utc=time_utc or now_utc(), **extra)
@@ -103,9 +110,10 @@ def run_summary(history: Sequence[EpochRecord], lost: Sequence[LostEntry], *,
                 budget_kwh: float | None = None, meter: str = "",
                 batch_size: int | None = None, seed: int | None = None, recipe: str = "",
                 classes: Sequence[str] = (), error: str | None = None,
-                **extra: Any) -> Summary:
+                carbon: CarbonIntensity | None = None, **extra: Any) -> Summary:
     """A run's summary from its records and lost entries: best epoch by ``metric``,
-    totals (every epoch and lost part once), the budget's overrun. ``extra``: other
+    totals (every epoch and lost part once), the budget's overrun, and with
+    ``carbon`` the total CO2, the intensity and its source. ``extra``: other
     fields of :class:`Summary`, or a loop's own ``steps``/``steps_per_epoch``."""
     best = best_record(history, metric, mode)
     t = ledger.totals(history, lost)
@@ -125,6 +133,9 @@ def run_summary(history: Sequence[EpochRecord], lost: Sequence[LostEntry], *,
         energy_methods=methods, meter=meter, classes=tuple(classes), batch_size=batch_size,
         seed=seed, recipe=recipe, steps=steps or None,
         steps_per_epoch=(steps // len(history)) if steps and history else None, error=error)
+    if carbon is not None:
+        fields.update(total_co2_kg=carbon.kg(t.total_kwh),
+                      carbon_intensity_g_per_kwh=carbon.g_per_kwh, carbon_source=carbon.source)
     return Summary(**{**fields, **extra})
 
 

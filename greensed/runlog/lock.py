@@ -15,7 +15,9 @@ from greensed.runlog.files import RunDir
 
 class RunLock:
     """An exclusive flock on RUN_DIR/lock: a second trainer is refused, and a
-    killed process releases it automatically (the kernel drops the lock)."""
+    killed process releases it automatically (the kernel drops the lock). Released by
+    its process (a run's end, whatever its status), the file goes too: a finished run
+    holds no lock file, a killed one keeps a stale one, which nobody holds."""
 
     def __init__(self, run: RunDir, *, fresh: bool = False, created: bool = False) -> None:
         """``fresh``: the start of a new run, whose failure before its first record
@@ -26,22 +28,34 @@ class RunLock:
         self._fh: Any = None
 
     def __enter__(self) -> RunLock:
-        self._fh = open(self.path, "a+")
-        try:
-            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._fh.seek(0)
-            owner = self._fh.read().strip() or "another process"
+        while True:
+            self._fh = open(self.path, "a+")
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._fh.seek(0)
+                owner = self._fh.read().strip() or "another process"
+                self._fh.close()
+                self._fh = None
+                raise GreensedError(
+                    f"{self.path.parent}: run directory is in use by {owner}; "
+                    "wait for it or choose another --out"
+                ) from None
+            if self._is_the_path():
+                break
+            # Its holder removed the file as we opened it: lock the path's file anew.
             self._fh.close()
-            raise GreensedError(
-                f"{self.path.parent}: run directory is in use by {owner}; "
-                "wait for it or choose another --out"
-            ) from None
         self._fh.seek(0)
         self._fh.truncate()
         self._fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         self._fh.flush()
         return self
+
+    def _is_the_path(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self._fh.fileno()).st_ino
+        except FileNotFoundError:
+            return False
 
     def __exit__(self, exc_type: object = None, *exc: object) -> None:
         if self._fh is None:
@@ -49,6 +63,9 @@ class RunLock:
         try:
             if exc_type is not None and self.fresh:
                 self._undo()  # still locked: no other trainer is starting here meanwhile
+            # Removed while still held: one who opened it meanwhile sees another file
+            # at the path once it has the lock, and takes that one (__enter__).
+            self.path.unlink(missing_ok=True)
         finally:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()

@@ -102,13 +102,15 @@ class Collection:
 
 def lock_held(run_dir: Path) -> bool | None:
     """Whether a trainer holds ``run_dir/lock`` now: True/False when the lock line
-    ("pid N on HOST") names this host, None when that cannot be told. The file
-    outlives its holder, so its existence says nothing; the kernel's flock table
-    (/proc/locks) does."""
+    ("pid N on HOST") names this host, None when that cannot be told. No file: no
+    holder (a trainer removes it as it ends). A file outlives a killed holder, so its
+    existence says nothing; the kernel's flock table (/proc/locks) does."""
     path = RunDir(run_dir).lock
     try:
         words = path.read_text().split()
         inode = path.stat().st_ino
+    except FileNotFoundError:
+        return False
     except OSError:
         return None
     if len(words) != 4 or words[0] != "pid" or words[2] != "on" or not words[1].isdigit():

@@ -18,6 +18,7 @@ import torch
 
 from greensed.config import RunConfig
 from greensed.energy import Meter
+from greensed.energy.carbon import CarbonIntensity
 from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import EpochRecord, RunDir, RunStatus, Summary
 from greensed.stopping import Policy, build_policy
@@ -60,7 +61,7 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, force: b
     shares = batch_composition(cfg.train.batch_size)
     group.check_batch(cfg.train.batch_size, env.world_size if env is not None else nproc)
     group.check_meter_mode(cfg.meter.tracking_mode, env.world_size if env is not None else nproc)
-    preflight.check_run_config(cfg)
+    carbon = preflight.check_run_config(cfg)
     policy = build_policy(cfg.stop, max_epochs=cfg.train.epochs)
     device = group.resolve_device(cfg.train.device)
     args = (cfg, run_dir, resume, force, meter, recipe_name)
@@ -75,21 +76,21 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False, force: b
         return TrainResult(run_dir, summary, run.read_epochs(), ranks=[
             {"rank": o.rank, "exitcode": o.exitcode, **o.value} for o in outcomes])
     if env is None:
-        return _run(group.SOLO, device, policy, shares, *args, report=report)
+        return _run(group.SOLO, device, policy, shares, *args, report=report, carbon=carbon)
     ranks = group.RankGroup(env, group.rank_device(device, env))
     try:
         return _run(ranks, ranks.device, policy, shares, *args,
-                    report=report if env.is_main else _silent)
+                    report=report if env.is_main else _silent, carbon=carbon)
     finally:
         ranks.close()
 
 
 def _run(ranks: group.Group, device: torch.device, policy: Policy, shares: tuple[int, ...],
          cfg: RunConfig, run_dir: Path, resume: bool, force: bool, meter: Meter | None,
-         recipe_name: str, *, report: Reporter) -> TrainResult:
+         recipe_name: str, *, report: Reporter, carbon: CarbonIntensity) -> TrainResult:
     """The run on one process of ``ranks`` (group.SOLO: the only one)."""
     with open_session(ranks, cfg, run_dir, device, policy, shares, resume=resume, force=force,
-                      meter=meter, report=report, recipe_name=recipe_name) as s:
+                      meter=meter, report=report, recipe_name=recipe_name, carbon=carbon) as s:
         s.report(banner(s.shape, resume_at=s.resumed_at))
         end = RunEnd(RunStatus.FINISHED, "", "")
         try:

@@ -44,16 +44,13 @@ def check_resume_config(run: RunDir, cfg: config.RunConfig, *, force: bool) -> N
         )
 
 
-def check_run_config(cfg: config.RunConfig) -> None:
-    """What a config needs besides its keys' own checks, before anything starts."""
+def check_run_config(cfg: config.RunConfig) -> CarbonIntensity:
+    """What a config needs besides its keys' own checks, before anything starts; the
+    run's CO2 intensity from its [meter] keys, resolved here once for the whole run
+    (an unknown country fails now, not after the first epoch)."""
     check_metric(cfg.stop.metric, cfg.train.protocol)
-    carbon(cfg)  # an unknown country fails here, not after the first epoch
     if cfg.train.tensorboard:
         check_tensorboard()
-
-
-def carbon(cfg: config.RunConfig) -> CarbonIntensity:
-    """The run's CO2 intensity, from its [meter] keys (resolved once per process)."""
     m = cfg.meter
     return carbon_intensity(m.carbon_intensity, m.country_iso_code, m.region)
 

@@ -23,6 +23,7 @@ from greensed import config
 from greensed.data.desed import Dataset, load_run_dataset
 from greensed.data.spec import CLASSES
 from greensed.energy import Meter, Reading
+from greensed.energy.carbon import CarbonIntensity
 from greensed.errors import GreensedError
 from greensed.library.hardware import hardware_info
 from greensed.library.records import budget_of, epoch_record, rank_summary, run_summary
@@ -64,6 +65,7 @@ class Session:
     clips: dict[str, int]
     # Files left out under skip_bad_audio: {"missing": n, "unreadable": m}.
     left_out: dict[str, int]
+    carbon: CarbonIntensity  # resolved once per run (preflight.check_run_config)
     history: list[EpochRecord] = field(default_factory=list)
     stop: StopSignal = field(default_factory=StopSignal)
     resumed_at: int | None = None  # the first epoch of this session, when resuming
@@ -83,7 +85,7 @@ class Session:
                         self.clips["validation"], self.n_steps, self.group.world_size,
                         protocol=self.cfg.train.protocol,
                         n_heldout=self.clips.get("weak_validation"),
-                        **stop_facts(self.cfg, preflight.carbon(self.cfg)))
+                        **stop_facts(self.cfg, self.carbon))
 
     @property
     def best_metric(self) -> str:
@@ -110,13 +112,11 @@ class Session:
             lost_kwh=self.writer.lost_kwh_of(epoch),
             loss={**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
                   "consistency_weight": tc.consistency_max * weight_factor},
-            steps=self.state.step, lr=tc.lr * lr_factor, train_s=train_s, val_s=val_s)
+            steps=self.state.step, lr=tc.lr * lr_factor, train_s=train_s, val_s=val_s,
+            carbon=self.carbon)
         forecast = predict_run([*self.history, record], metric=self.cfg.stop.metric,
                                max_epochs=tc.epochs)
-        co2 = preflight.carbon(self.cfg)
-        return dataclasses.replace(record, forecast=forecast.as_dict(),
-                                   co2_kg=co2.kg(record.energy_kwh),
-                                   cumulative_co2_kg=co2.kg(record.cumulative_kwh))
+        return dataclasses.replace(record, forecast=forecast.as_dict())
 
     def summary(self, end: RunEnd) -> Summary:
         """The run's summary; on ranks other than 0 only what they know themselves
@@ -125,8 +125,6 @@ class Session:
         if not self.group.is_main:
             return rank_summary(h, status=end.status, stop_policy=end.policy,
                                 stop_reason=end.reason, steps=self.state.step, error=end.error)
-        co2 = preflight.carbon(self.cfg)
-        total_kwh = self.writer.totals(h).total_kwh
         return run_summary(
             h, self.writer.lost, status=end.status, stop_policy=end.policy,
             stop_reason=end.reason, metric=metric, mode=protocol.best_rule(self.cfg)[1],
@@ -136,15 +134,14 @@ class Session:
             steps_per_epoch=self.n_steps, skipped_audio=self.left_out.get("unreadable", 0),
             left_out_audio=self.left_out, protocol=self.cfg.train.protocol,
             model_of_record=protocol.model_of_record(self.cfg, metric), clips=self.clips,
-            total_co2_kg=co2.kg(total_kwh), carbon_intensity_g_per_kwh=co2.g_per_kwh,
-            carbon_source=co2.source)
+            carbon=self.carbon)
 
 
 @contextmanager
 def open_session(group: Group, cfg: config.RunConfig, run_dir: Path, device: torch.device,
                  policy: Policy, shares: tuple[int, int, int], *, resume: bool, force: bool,
-                 meter: Meter | None, report: Reporter, recipe_name: str
-                 ) -> Iterator[Session]:
+                 meter: Meter | None, report: Reporter, recipe_name: str,
+                 carbon: CarbonIntensity) -> Iterator[Session]:
     cfg = config.with_absolute_paths(cfg)  # what config.toml records
     run = RunDir(Path(group.bcast(str(run_dir))))  # torchrun: rank 0's time-stamped default
     group.on_main(lambda: check_run_dir(run, resume))
@@ -181,15 +178,21 @@ def open_session(group: Group, cfg: config.RunConfig, run_dir: Path, device: tor
         n_steps = steps_per_epoch(data.sizes(), shares, cfg.train.max_steps_per_epoch)
         if n_steps < 1:
             raise GreensedError(
-                f"an epoch has no step: subsets {data.sizes()} are smaller than the "
-                f"batch shares {shares} (reduce train.batch_size)")
+                "an epoch has no step: the clips of a subset (strong/weak/unlabelled "
+                f"{_slashed(data.sizes())}) are fewer than one batch takes of it "
+                f"(strong/weak/unlabelled {_slashed(shares)}); reduce train.batch_size")
         val = validation_tensors(ds.validation, device, clip_s=cfg.features.clip_s,
                                  heldout=weak.heldout) if group.is_main else None
         s = Session(cfg, run, device, group, m, policy, writer, state, data, val, shares,
-                    n_steps, report, recipe_name, _clips(ds, weak), ds.left_out())
+                    n_steps, report, recipe_name, _clips(ds, weak), ds.left_out(), carbon)
         if resume:
             _restore(s)
         yield s
+
+
+def _slashed(counts: tuple[int, ...]) -> str:
+    """Counts as the banner words them: 2/2/4."""
+    return "/".join(map(str, counts))
 
 
 def _clips(ds: Dataset, weak: protocol.WeakSets) -> dict[str, int]:
