@@ -22,7 +22,7 @@ from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import LOSS_KEYS, RunDir
 from greensed.stopping import Policy
 from greensed.train.group import Group
-from greensed.train.validate import HELDOUT_METRICS, METRICS
+from greensed.train.validate import HELDOUT_METRICS, METRICS, PSDS_METRICS
 
 
 class RunLock:
@@ -132,6 +132,9 @@ def check_resume_config(run: RunDir, cfg: C.RunConfig, *, force: bool) -> None:
 def check_run_config(cfg: C.RunConfig) -> None:
     """What a config needs besides its keys' own checks, before anything starts."""
     check_metric(cfg.stop.metric, cfg.train.protocol)
+    if cfg.stop.metric in PSDS_METRICS and cfg.validate.psds is False:
+        raise ConfigError(f"stop.metric = {cfg.stop.metric!r} needs PSDS every epoch, but "
+                          "[validate] psds = false")
     carbon(cfg)  # an unknown country fails here, not after the first epoch
     if cfg.train.tensorboard:
         check_tensorboard()

@@ -38,7 +38,7 @@ from greensed.train.outcome import RunEnd
 from greensed.train.signals import StopSignal
 from greensed.train.state import TrainState, model_time_pooling
 from greensed.train.step import factors
-from greensed.train.validate import validation_tensors
+from greensed.train.validate import PSDS_TIME, validation_tensors
 from greensed.train.writer import NullWriter, RunWriter, Writer
 
 Reporter = Callable[[str], None]
@@ -102,6 +102,8 @@ class Session:
                     train_s: float, val_s: float, reading: Reading, lost_kwh: float
                     ) -> EpochRecord:
         tc = self.cfg.train
+        metrics = dict(metrics)
+        psds_s = metrics.pop(PSDS_TIME, None)  # a time, not a metric: the record's field
         # Those of the epoch's last step.
         lr_factor, weight_factor = factors(tc.protocol, self.state.step - 1, self.rampup_steps)
         e = reading.to_record()
@@ -109,7 +111,8 @@ class Session:
             epoch=epoch, steps=self.state.step, lr=tc.lr * lr_factor,
             loss=Losses(**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
                         consistency_weight=tc.consistency_max * weight_factor),
-            metrics=metrics, train_s=train_s, val_s=val_s, duration_s=reading.duration_s,
+            metrics=metrics, train_s=train_s, val_s=val_s, psds_s=psds_s,
+            duration_s=reading.duration_s,
             energy_kwh=e["energy_kwh"],
             cumulative_kwh=cumulative_kwh(self.history[-1] if self.history else None,
                                           lost_kwh, e["energy_kwh"]),
