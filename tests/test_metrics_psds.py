@@ -252,3 +252,18 @@ def test_psds_needs_no_sed_scores_eval(monkeypatch):
     files, durations, gt, probs = _short_case()
     res = psds_scores(probs, gt, files, CLASSES, durations_s=durations)
     assert 0.3 < res["psds1"] <= 1.0
+
+
+def test_float32_scores_rank_as_their_float64_values():
+    """float32 scores are ranked against float32 bounds; the counts equal float64's."""
+    from greensed.metrics.psds import _ranks
+
+    rng = np.random.default_rng(7)
+    for n in (50, 10, 3):
+        g32 = threshold_grid(n).astype(np.float32)
+        p = np.concatenate([rng.random(20000).astype(np.float32), g32,
+                            np.nextafter(g32, np.float32(0)), np.nextafter(g32, np.float32(2)),
+                            np.float32([0.0, 1.0])])
+        ranks, _ = _ranks(p.reshape(1, 1, -1), n)
+        expected = np.searchsorted(threshold_grid(n), p.astype(np.float64), side="left")
+        np.testing.assert_array_equal(ranks.ravel(), expected)

@@ -119,7 +119,15 @@ def _ranks(probs: np.ndarray, n_thresholds: int | None) -> tuple[np.ndarray, np.
     """
     n_classes = probs.shape[1]
     if n_thresholds is not None:
-        ranks = np.searchsorted(threshold_grid(n_thresholds), probs, side="left")
+        grid = threshold_grid(n_thresholds)
+        if probs.dtype == np.float32:
+            # A float32 p exceeds the float64 threshold g exactly when p >= the smallest
+            # float32 above g: the same count, without a float64 copy of the scores.
+            up = grid.astype(np.float32)
+            up = np.where(up.astype(np.float64) > grid, up, np.nextafter(up, np.float32(2)))
+            ranks = np.searchsorted(up, probs, side="right")
+        else:
+            ranks = np.searchsorted(grid, probs, side="left")
         dtype = np.uint8 if n_thresholds < 255 else np.int32
         return ranks.astype(dtype), np.full(n_classes, n_thresholds + 1)
     ranks = np.empty(probs.shape, dtype=np.int32)

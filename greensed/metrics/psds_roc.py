@@ -299,10 +299,13 @@ def psds_from_nodes(
         # Cross-triggers: failing nodes against other-class references of their clip.
         fidx = np.flatnonzero(fails)
         qn, qr = _pairs(clip[fidx], refs.clip, int(clip.max()) + 1 if len(clip) else 0)
-        other = refs.cls[qr] != cls[fidx[qn]]
-        qn, qr = qn[other], qr[other]
         node_q = fidx[qn]
         inter_q = _overlap(on_s[node_q], off_s[node_q], refs.onset_s[qr], refs.offset_s[qr])
+        # Only other-class references that intersect can make a cross-trigger, unless
+        # the detection is so short (< 2 us) that its rounded CTTC length is 0.
+        zero_ct = np.round(cttc * length, _DECIMALS) <= 0
+        keep = ((inter_q > 0) | zero_ct[node_q]) & (refs.cls[qr] != cls[node_q])
+        qn, qr, inter_q = qn[keep], qr[keep], inter_q[keep]
         # Sum per (node, other class) in reference order (a clip's references are sorted
         # by class, so each node's pairs come grouped by class).
         key = qn * n_classes + refs.cls[qr]
