@@ -205,6 +205,8 @@ def score_nodes(nodes: Nodes, on_s: np.ndarray, off_s: np.ndarray, refs: Referen
     """Renumber the ranks and intersect the nodes with same-class references, once."""
     cls = nodes.row % n_classes
     width = int(n_ranks.max())
+    if width <= 1024:  # few ranks (a threshold grid): nothing worth renumbering
+        return _scored(nodes, cls, on_s, off_s, refs, n_classes, n_ranks)
     used = np.zeros(n_classes * width, dtype=bool)
     used[cls * width + nodes.hi] = True
     dead = nodes.lo >= 0
@@ -215,12 +217,17 @@ def score_nodes(nodes: Nodes, on_s: np.ndarray, off_s: np.ndarray, refs: Referen
     hi = new[cls * width + nodes.hi] - offset[cls]
     lo = np.where(dead, new[cls * width + np.maximum(nodes.lo, 0)] - offset[cls], -1)
     nodes = Nodes(nodes.row, nodes.a, nodes.b, hi, lo)
+    return _scored(nodes, cls, on_s, off_s, refs, n_classes, np.maximum(per_class, 1))
+
+
+def _scored(nodes: Nodes, cls: np.ndarray, on_s: np.ndarray, off_s: np.ndarray,
+            refs: References, n_classes: int, n_ranks: np.ndarray) -> Scored:
     n_rows = int(nodes.row.max()) + 1 if len(nodes.row) else 0
     pn, pr = _pairs(nodes.row, refs.clip * n_classes + refs.cls, n_rows)
     inter = _overlap(on_s[pn], off_s[pn], refs.onset_s[pr], refs.offset_s[pr])
     covered = np.bincount(pn, weights=inter, minlength=len(cls))
-    return Scored(nodes, cls, nodes.row // n_classes, on_s, off_s, np.maximum(per_class, 1),
-                  pn, pr, inter, covered)
+    return Scored(nodes, cls, nodes.row // n_classes, on_s, off_s, n_ranks, pn, pr, inter,
+                  covered)
 
 
 def psds_from_nodes(
