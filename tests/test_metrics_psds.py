@@ -254,16 +254,19 @@ def test_psds_needs_no_sed_scores_eval(monkeypatch):
     assert 0.3 < res["psds1"] <= 1.0
 
 
-def test_float32_scores_rank_as_their_float64_values():
-    """float32 scores are ranked against float32 bounds; the counts equal float64's."""
+def test_grid_ranks_count_the_thresholds_strictly_below_each_value():
+    """Arithmetic ranks with exact corrections equal a search of the float64 grid, for
+    float32 scores (compared as their float64 values) and float64 ones, at the edges."""
     from greensed.metrics.psds import _ranks
 
     rng = np.random.default_rng(7)
-    for n in (50, 10, 3):
-        g32 = threshold_grid(n).astype(np.float32)
-        p = np.concatenate([rng.random(20000).astype(np.float32), g32,
-                            np.nextafter(g32, np.float32(0)), np.nextafter(g32, np.float32(2)),
-                            np.float32([0.0, 1.0])])
-        ranks, _ = _ranks(p.reshape(1, 1, -1), n)
-        expected = np.searchsorted(threshold_grid(n), p.astype(np.float64), side="left")
-        np.testing.assert_array_equal(ranks.ravel(), expected)
+    for n in (50, 10, 3, 300):
+        grid = threshold_grid(n)
+        for dtype in (np.float32, np.float64):
+            g = grid.astype(dtype)
+            p = np.concatenate([rng.random(20000).astype(dtype), g, grid.astype(dtype),
+                                np.nextafter(g, dtype(0)), np.nextafter(g, dtype(2)),
+                                np.array([0.0, 1.0, -0.5, 1.5], dtype)])
+            ranks, _ = _ranks(p.reshape(1, 1, -1), n)
+            expected = np.searchsorted(grid, p.astype(np.float64), side="left")
+            np.testing.assert_array_equal(ranks.ravel(), expected, err_msg=f"{n} {dtype}")

@@ -110,6 +110,27 @@ def _durations(durations_s: np.ndarray | float, files: Sequence[str]) -> np.ndar
     return durations
 
 
+def _grid_ranks(probs: np.ndarray, n: int) -> np.ndarray:
+    """The number of grid thresholds (2i + 1) / (2n) strictly below each value.
+
+    Arithmetic first (ceil(n p - 1/2)), then corrected by at most one either way against
+    the exact bounds: the smallest value of the scores' dtype above each threshold (for
+    float32 scores, compared exactly as their float64 values would be)."""
+    grid = threshold_grid(n)
+    dtype = probs.dtype if probs.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    p = probs.astype(dtype, copy=False)
+    up = grid.astype(dtype)
+    up = np.where(up.astype(np.float64) > grid, up, np.nextafter(up, dtype.type(2)))
+    up = np.append(up, dtype.type(np.inf))
+    count = np.ceil(p * dtype.type(n) - dtype.type(0.5))
+    np.clip(count, 0, n, out=count)
+    small = np.uint8 if n < 255 else np.int32
+    count = count.astype(small)
+    count += (p >= up[count]).astype(small)
+    count -= ((count > 0) & (p < up[np.maximum(count, 1) - 1])).astype(small)
+    return count
+
+
 def _ranks(probs: np.ndarray, n_thresholds: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Integer ranks [N, C, T] of the scores, ascending per class, and each class's count.
 
@@ -119,17 +140,7 @@ def _ranks(probs: np.ndarray, n_thresholds: int | None) -> tuple[np.ndarray, np.
     """
     n_classes = probs.shape[1]
     if n_thresholds is not None:
-        grid = threshold_grid(n_thresholds)
-        if probs.dtype == np.float32:
-            # A float32 p exceeds the float64 threshold g exactly when p >= the smallest
-            # float32 above g: the same count, without a float64 copy of the scores.
-            up = grid.astype(np.float32)
-            up = np.where(up.astype(np.float64) > grid, up, np.nextafter(up, np.float32(2)))
-            ranks = np.searchsorted(up, probs, side="right")
-        else:
-            ranks = np.searchsorted(grid, probs, side="left")
-        dtype = np.uint8 if n_thresholds < 255 else np.int32
-        return ranks.astype(dtype), np.full(n_classes, n_thresholds + 1)
+        return _grid_ranks(probs, n_thresholds), np.full(n_classes, n_thresholds + 1)
     ranks = np.empty(probs.shape, dtype=np.int32)
     counts = np.zeros(n_classes, dtype=np.int64)
     for k in range(n_classes):
@@ -196,16 +207,13 @@ def psds_scores(
     n_clips, n_kept, n_frames = len(files), len(keep), probs.shape[2]
     ranks, n_ranks = _ranks(probs[:, keep, :] if n_kept < len(classes) else probs,
                             n_thresholds)
-    ranks = median_filter_ranks(ranks, median_window).astype(np.int32)
+    ranks = median_filter_ranks(ranks, median_window)
     edges = np.arange(n_frames + 1) * frame_s
     # Frames starting before each clip's end, compared at sed_scores_eval's 6 decimals so
     # that a duration on a frame edge (3.2 s = 50 frames) keeps no zero-length frame.
     n_scored = np.count_nonzero(
         np.round(edges[:-1], 6)[None, :] < np.round(durations, 6)[:, None], axis=1)
-    unscored = np.arange(n_frames)[None, :] >= n_scored[:, None]
-    ranks[np.broadcast_to(unscored[:, None, :], ranks.shape)] = -1
-    ranks = ranks.reshape(n_clips * n_kept, n_frames)
-    nodes = level_nodes(ranks)
+    nodes = level_nodes(ranks.reshape(n_clips * n_kept, n_frames), np.repeat(n_scored, n_kept))
     clip = nodes.row // n_kept
     on_s = np.minimum(nodes.a * frame_s, durations[clip])
     off_s = np.minimum(nodes.b * frame_s, durations[clip])

@@ -122,8 +122,9 @@ def _nearest(values: np.ndarray, live: np.ndarray, step: int, strict: bool) -> n
     return near
 
 
-def level_nodes(ranks: np.ndarray) -> Nodes:
-    """The runs of ``ranks >= u`` for every u, from ranks ``[R rows, T]`` (-1: never active).
+def level_nodes(ranks: np.ndarray, n_scored: np.ndarray | None = None) -> Nodes:
+    """The runs of ``ranks >= u`` for every u, from ranks ``[R rows, T]`` (-1: never active;
+    with ``n_scored``, each row's frames from ``n_scored[row]`` on are never active too).
 
     The run at threshold ``ranks[i]`` that holds frame i spans from just after the
     previous frame ranked lower to just before the next one ranked lower; it is born at
@@ -137,6 +138,9 @@ def level_nodes(ranks: np.ndarray) -> Nodes:
     width = n + 2  # one never-active frame each side: no chain crosses a row
     padded = np.full((n_rows, width), -1, dtype=np.int32)
     padded[:, 1:-1] = ranks
+    if n_scored is not None:
+        for n_row in np.unique(n_scored[n_scored < n]):  # a few distinct short lengths
+            padded[n_scored == n_row, 1 + n_row:] = -1
     flat = padded.reshape(-1)
     change = np.ones(flat.size, dtype=bool)
     change[1:] = flat[1:] != flat[:-1]
@@ -310,8 +314,11 @@ def psds_from_nodes(
         inter_q = _overlap(on_s[node_q], off_s[node_q], refs.onset_s[qr], refs.offset_s[qr])
         # Only other-class references that intersect can make a cross-trigger, unless
         # the detection is so short (< 2 us) that its rounded CTTC length is 0.
+        keep = inter_q > 0
         zero_ct = np.round(cttc * length, _DECIMALS) <= 0
-        keep = ((inter_q > 0) | zero_ct[node_q]) & (refs.cls[qr] != cls[node_q])
+        if zero_ct.any():
+            keep |= zero_ct[node_q]
+        keep &= refs.cls[qr] != cls[node_q]
         qn, qr, inter_q = qn[keep], qr[keep], inter_q[keep]
         # Sum per (node, other class) in reference order (a clip's references are sorted
         # by class, so each node's pairs come grouped by class).
