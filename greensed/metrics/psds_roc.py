@@ -1,24 +1,18 @@
 """Exact intersection-based PSD-ROC of frame scores at every threshold, vectorised.
 
 The same quantities as sed_scores_eval 0.0.4's ``intersection_based.psds`` (J. Ebbers et
-al., ICASSP 2022), computed without a Python loop over clips, classes or thresholds:
+al., ICASSP 2022), with no Python loop over clips, classes or thresholds (docs/metrics.md):
 
-1. Scores become integer ranks (per class, ascending); a frame is active at threshold
-   rank ``u`` when its rank is ``>= u``, as sed_scores_eval detects ``score >= threshold``.
-2. Every detection at every threshold is a maximal run of active frames. Adding the
-   frames of all rows (clip x class) in descending rank order, one frame per step for all
-   rows at once, yields each distinct run ("node") once: the interval ``[a, b)``, the rank
-   ``hi`` at which it appears and the rank ``lo`` at which a neighbour merges it away
-   (-1: never). It is a detection exactly for thresholds in ``(lo, hi]``. Runs that live
-   within one tie of scores (``lo == hi``) are no operating point and are dropped.
-3. Each node is scored once: its intersections with same-class references (DTC) and,
-   for PSDS2, with other-class references (CTTC), from sorted (clip, class) keys. A
-   node adds +1 FP (or cross-trigger) at ``hi`` and -1 at ``lo``. A reference's covered
-   length is the running sum of its DTC-passing nodes' intersections, so its TP flag per
-   threshold comes from one sort of those +/- changes.
-4. Per class a reverse cumulative sum over ranks gives TP, FP and cross-trigger counts at
-   every threshold; the ROC, its cummax/unique clean-up, the interpolation over classes
-   and the staircase area follow sed_scores_eval line by line.
+1. Scores become integer ranks per class; a frame is active at threshold rank ``u`` when
+   its rank is ``>= u``, as sed_scores_eval detects ``score >= threshold``.
+2. Every detection of every threshold ("node") comes from one pass over all rows (clip x
+   class): its frames ``[a, b)``, alive for threshold ranks in ``(lo, hi]``.
+3. Each node is scored once against same-class references (DTC) and, for PSDS2, other-
+   class ones (CTTC); it adds +1 FP (or cross-trigger) at ``hi`` and -1 at ``lo``. A
+   reference's covered length changes by +- a passing node's intersection there; one
+   sort of those changes gives its TP flag at every threshold.
+4. Reverse cumulative sums over ranks give the counts per threshold; the ROC clean-up,
+   interpolation over classes and staircase area follow sed_scores_eval line by line.
 """
 
 from __future__ import annotations
@@ -172,6 +166,24 @@ def _pairs(key_nodes: np.ndarray, key_refs: np.ndarray,
     return node, np.repeat(first_of_key[key_nodes], count) + offset
 
 
+def _other_class_pairs(clip: np.ndarray, cls: np.ndarray, refs: References,
+                       n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """All (node, reference) pairs of a clip, less the node's own class: a clip's
+    references are sorted by class, so its own class is one block to step over."""
+    n_clips = int(max(clip.max(initial=-1), refs.clip.max(initial=-1))) + 1
+    per_clip = np.bincount(refs.clip, minlength=n_clips)
+    first_clip = np.cumsum(per_clip) - per_clip
+    per_key = np.bincount(refs.clip * n_classes + refs.cls, minlength=n_clips * n_classes)
+    first_key = np.cumsum(per_key) - per_key
+    key = clip * n_classes + cls
+    start, skip_at, skip = first_clip[clip], first_key[key] - first_clip[clip], per_key[key]
+    count = per_clip[clip] - skip
+    node = np.repeat(np.arange(len(clip)), count)
+    offset = np.arange(len(node)) - np.repeat(np.cumsum(count) - count, count)
+    offset += np.where(offset >= np.repeat(skip_at, count), np.repeat(skip, count), 0)
+    return node, np.repeat(start, count) + offset
+
+
 def _overlap(on: np.ndarray, off: np.ndarray, ref_on: np.ndarray, ref_off: np.ndarray):
     return np.maximum(np.minimum(off, ref_off) - np.maximum(on, ref_on), 0.0)
 
@@ -309,16 +321,15 @@ def psds_from_nodes(
     if cttc is not None:
         # Cross-triggers: failing nodes against other-class references of their clip.
         fidx = np.flatnonzero(fails)
-        qn, qr = _pairs(clip[fidx], refs.clip, int(clip.max()) + 1 if len(clip) else 0)
+        qn, qr = _other_class_pairs(clip[fidx], cls[fidx], refs, n_classes)
         node_q = fidx[qn]
         inter_q = _overlap(on_s[node_q], off_s[node_q], refs.onset_s[qr], refs.offset_s[qr])
-        # Only other-class references that intersect can make a cross-trigger, unless
-        # the detection is so short (< 2 us) that its rounded CTTC length is 0.
+        # Only references that intersect can make a cross-trigger, unless the detection
+        # is so short (< 2 us) that its rounded CTTC length is 0.
         keep = inter_q > 0
         zero_ct = np.round(cttc * length, _DECIMALS) <= 0
         if zero_ct.any():
             keep |= zero_ct[node_q]
-        keep &= refs.cls[qr] != cls[node_q]
         qn, qr, inter_q = qn[keep], qr[keep], inter_q[keep]
         # Sum per (node, other class) in reference order (a clip's references are sorted
         # by class, so each node's pairs come grouped by class).
@@ -374,10 +385,8 @@ def _multi_class_roc(rocs: list[tuple[np.ndarray, np.ndarray]], alpha_st: float,
                      max_efpr: float) -> tuple[np.ndarray, np.ndarray]:
     """Mean minus alpha_st x std of the per-class TPRs ('previous' interpolation)."""
     grid = np.unique(np.sort(np.concatenate([efpr for _, efpr in rocs])))
-    curves = []
-    for tpr, efpr in rocs:
-        i = np.searchsorted(efpr, grid, side="right") - 1
-        curves.append(np.where(i >= 0, tpr[np.maximum(i, 0)], 0.0))
+    at = [(tpr, np.searchsorted(efpr, grid, side="right") - 1) for tpr, efpr in rocs]
+    curves = [np.where(i >= 0, tpr[np.maximum(i, 0)], 0.0) for tpr, i in at]
     etpr = np.maximum(np.mean(curves, axis=0) - alpha_st * np.std(curves, axis=0), 0.0)
     return np.concatenate([etpr, [etpr[-1]]]), np.concatenate([grid, [max_efpr]])
 
