@@ -198,3 +198,20 @@ def test_desed_sized_workload_1168_clips(seed):
         ref = assert_same(probs, truth, w["files"], w["classes"], durations_s=w["durations"],
                           n_thresholds=n_thr)
         assert ref["classes_without_ground_truth"] == [w["classes"][3]]
+
+
+@pytest.mark.slow
+def test_speed_benchmark_runs_and_finds_no_difference(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "psds_speed.json"
+    subprocess.run([sys.executable, "benchmarks/psds_speed.py", "--clips", "30", "--reps", "1",
+                    "--out", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=600,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    rep = json.loads(out.read_text())
+    assert rep["clips"] == 30 and set(rep["modes"]) == {"50 thresholds", "exact"}
+    for mode in rep["modes"].values():
+        assert mode["max_abs_diff"] <= TOL and mode["ratio"] > 0 and mode["cpu_ratio"] > 0
