@@ -158,8 +158,8 @@ def _desed_baseline(n_clips: int):
     return level / 50.0, truth, files[:n_clips], classes, durations[:n_clips]
 
 
-def test_desed_baseline_operating_points_first_150_clips():
-    probs, truth, files, classes, durations = _desed_baseline(150)
+def test_desed_baseline_operating_points_first_100_clips():
+    probs, truth, files, classes, durations = _desed_baseline(100)
     for n_thr in (50, None):
         assert_same(probs, truth, files, classes, durations_s=durations, n_thresholds=n_thr,
                     median_window=1, frame_s=10.0 / 157)
@@ -173,8 +173,8 @@ def test_desed_baseline_operating_points_all_1168_clips():
     assert 0.2 < ref["psds1"] < 0.6  # a discriminating case
 
 
-def test_desed_sized_workload_first_100_clips():
-    w = _speed_module().workload(100, seed=1)
+def test_desed_sized_workload_first_60_clips():
+    w = _speed_module().workload(60, seed=1)
     for n_thr in (50, None):
         assert_same(w["probs"], w["truth"], w["files"], w["classes"],
                     durations_s=w["durations"], n_thresholds=n_thr)
