@@ -270,3 +270,11 @@ def test_grid_ranks_count_the_thresholds_strictly_below_each_value():
             ranks, _ = _ranks(p.reshape(1, 1, -1), n)
             expected = np.searchsorted(grid, p.astype(np.float64), side="left")
             np.testing.assert_array_equal(ranks.ravel(), expected, err_msg=f"{n} {dtype}")
+
+
+def test_a_file_named_twice_is_a_one_line_error():
+    from greensed.errors import DataError
+
+    files, durations, gt, probs = _short_case()
+    with pytest.raises(DataError, match=r"^PSDS: file 'a\.wav' is listed twice$"):
+        psds_scores(probs, gt, ["a.wav", "b.wav", "a.wav"], CLASSES, durations_s=durations)

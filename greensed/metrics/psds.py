@@ -192,6 +192,12 @@ def psds_scores(
         raise ValueError(f"median window must be >= 1, got {median_window}")
     durations = _durations(durations_s, files)
     _check_references(ground_truth, len(files), len(classes))
+    if len(set(files)) != len(files):  # results are per file name
+        seen: set[str] = set()
+        for name in files:
+            if name in seen:
+                raise DataError(f"PSDS: file {name!r} is listed twice")
+            seen.add(name)
     finite = np.isfinite(probs)
     if not finite.all():
         i, k, t = (int(v[0]) for v in np.nonzero(~finite))
