@@ -166,24 +166,6 @@ def _pairs(key_nodes: np.ndarray, key_refs: np.ndarray,
     return node, np.repeat(first_of_key[key_nodes], count) + offset
 
 
-def _other_class_pairs(clip: np.ndarray, cls: np.ndarray, refs: References,
-                       n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """All (node, reference) pairs of a clip, less the node's own class: a clip's
-    references are sorted by class, so its own class is one block to step over."""
-    n_clips = int(max(clip.max(initial=-1), refs.clip.max(initial=-1))) + 1
-    per_clip = np.bincount(refs.clip, minlength=n_clips)
-    first_clip = np.cumsum(per_clip) - per_clip
-    per_key = np.bincount(refs.clip * n_classes + refs.cls, minlength=n_clips * n_classes)
-    first_key = np.cumsum(per_key) - per_key
-    key = clip * n_classes + cls
-    start, skip_at, skip = first_clip[clip], first_key[key] - first_clip[clip], per_key[key]
-    count = per_clip[clip] - skip
-    node = np.repeat(np.arange(len(clip)), count)
-    offset = np.arange(len(node)) - np.repeat(np.cumsum(count) - count, count)
-    offset += np.where(offset >= np.repeat(skip_at, count), np.repeat(skip, count), 0)
-    return node, np.repeat(start, count) + offset
-
-
 def _overlap(on: np.ndarray, off: np.ndarray, ref_on: np.ndarray, ref_off: np.ndarray):
     return np.maximum(np.minimum(off, ref_off) - np.maximum(on, ref_on), 0.0)
 
@@ -321,16 +303,18 @@ def psds_from_nodes(
     if cttc is not None:
         # Cross-triggers: failing nodes against other-class references of their clip.
         fidx = np.flatnonzero(fails)
-        qn, qr = _other_class_pairs(clip[fidx], cls[fidx], refs, n_classes)
+        qn, qr = _pairs(clip[fidx], refs.clip, int(clip.max()) + 1 if len(clip) else 0)
         node_q = fidx[qn]
         inter_q = _overlap(on_s[node_q], off_s[node_q], refs.onset_s[qr], refs.offset_s[qr])
-        # Only references that intersect can make a cross-trigger, unless the detection
-        # is so short (< 2 us) that its rounded CTTC length is 0.
+        # Only other-class references that intersect can make a cross-trigger, unless
+        # the detection is so short (< 2 us) that its rounded CTTC length is 0.
         keep = inter_q > 0
         zero_ct = np.round(cttc * length, _DECIMALS) <= 0
         if zero_ct.any():
             keep |= zero_ct[node_q]
         qn, qr, inter_q = qn[keep], qr[keep], inter_q[keep]
+        other = refs.cls[qr] != cls[fidx[qn]]
+        qn, qr, inter_q = qn[other], qr[other], inter_q[other]
         # Sum per (node, other class) in reference order (a clip's references are sorted
         # by class, so each node's pairs come grouped by class).
         key = qn * n_classes + refs.cls[qr]
