@@ -153,3 +153,16 @@ def test_training_with_psds_records_it_and_stops_on_teacher_psds1(tiny_dataset, 
     # No epoch gains 0.5 PSDS1 on the one before: the plateau fires after epoch 2.
     assert result.summary.stop_policy == "plateau" and len(records) == 2
     assert result.summary.best_metric == "teacher_psds1"
+
+
+def test_train_flag_sets_validate_psds():
+    from greensed.cli.train import _train_flags
+
+    common = dict(data=None, epochs=None, batch_size=None, seed=None, device=None, meter=None,
+                  skip_bad_audio=None, max_steps_per_epoch=None, cache_dir=None,
+                  precision=None, compile_=None)
+    assert _train_flags(**common, psds=True)["validate"] == {"psds": True}
+    assert _train_flags(**common, psds=False)["validate"] == {"psds": False}
+    assert _train_flags(**common)["validate"] == {}
+    cfg = C.override(C.RunConfig(), _train_flags(**common, psds=True), "command line")
+    assert psds_on(cfg)
