@@ -105,6 +105,13 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ValidateConfig:
+    # PSDS1 and PSDS2 of student and teacher every epoch (student_psds1, ..., teacher_psds2;
+    # docs/metrics.md). None: only when [stop] metric is one of them.
+    psds: bool | None = None
+
+
+@dataclass(frozen=True)
 class MeterConfig:
     # "auto" | "codecarbon" | "nvml" | "constant:WATTS[+DEVICE_W[xN]]" | "none"
     spec: str = "auto"
@@ -135,6 +142,7 @@ class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
     stop: StopConfig = field(default_factory=StopConfig)
     meter: MeterConfig = field(default_factory=MeterConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -1,4 +1,5 @@
-"""PSDS1/PSDS2 through sed_scores_eval, checked against the baseline's psds_eval procedure."""
+"""PSDS1/PSDS2: behaviour, edge cases and the baseline's psds_eval procedure (equality with
+sed_scores_eval on many inputs: tests/test_metrics_psds_exact.py)."""
 
 from __future__ import annotations
 
@@ -145,7 +146,8 @@ def test_psds_leaves_out_classes_without_reference_events():
 
 
 def test_missing_pkg_resources_names_exactly_what_to_install(monkeypatch):
-    """setuptools >= 81 has no pkg_resources, which dcase_util (under sed_scores_eval) imports."""
+    """The reference (sed_scores_eval) path: setuptools >= 81 has no pkg_resources, which
+    dcase_util (under sed_scores_eval) imports."""
     import sys
 
     from greensed.errors import GreensedError
@@ -157,9 +159,11 @@ def test_missing_pkg_resources_names_exactly_what_to_install(monkeypatch):
     for name in chain():
         monkeypatch.delitem(sys.modules, name)  # restored afterwards
     monkeypatch.setitem(sys.modules, "pkg_resources", None)  # import -> ModuleNotFoundError
+    from greensed.metrics.psds_reference import psds_scores_reference
+
     with pytest.raises(GreensedError) as err:
-        psds_scores(np.zeros((1, 1, 156)), Events.from_tuples([(0, 0, 1.0, 2.0)]), ["a.wav"],
-                    ["x"])
+        psds_scores_reference(np.zeros((1, 1, 156)), Events.from_tuples([(0, 0, 1.0, 2.0)]),
+                              ["a.wav"], ["x"])
     for name in chain():  # half-imported leftovers, before monkeypatch restores the originals
         del sys.modules[name]
     msg = str(err.value)
@@ -225,3 +229,52 @@ def test_one_class_or_one_class_with_references_is_scored_not_a_type_error():
                                            only_c.offset_s), files, ["c"], durations_s=durations)
     assert (one["psds1"], one["psds2"]) == (three["psds1"], three["psds2"])
     assert psds_scores(probs, gt, files, CLASSES)["cross_triggers_scored"] is True
+
+
+def test_nan_probabilities_are_a_one_line_error_not_averaged():
+    from greensed.errors import DataError
+
+    files, durations, gt, probs = _short_case()
+    probs[1, 2, 40] = np.nan
+    with pytest.raises(DataError, match=r"^PSDS: b\.wav: class 'c', frame 40: probability nan "
+                                        r"is not a number$"):
+        psds_scores(probs, gt, files, CLASSES, durations_s=durations)
+
+
+def test_psds_needs_no_sed_scores_eval(monkeypatch):
+    """greensed's PSDS is numpy only: sed_scores_eval is a test oracle, not a dependency."""
+    import sys
+
+    for name in [m for m in sys.modules if m.split(".")[0] in ("sed_scores_eval", "pandas")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sed_scores_eval", None)
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    files, durations, gt, probs = _short_case()
+    res = psds_scores(probs, gt, files, CLASSES, durations_s=durations)
+    assert 0.3 < res["psds1"] <= 1.0
+
+
+def test_grid_ranks_count_the_thresholds_strictly_below_each_value():
+    """Arithmetic ranks with exact corrections equal a search of the float64 grid, for
+    float32 scores (compared as their float64 values) and float64 ones, at the edges."""
+    from greensed.metrics.psds import _ranks
+
+    rng = np.random.default_rng(7)
+    for n in (50, 10, 3, 300):
+        grid = threshold_grid(n)
+        for dtype in (np.float32, np.float64):
+            g = grid.astype(dtype)
+            p = np.concatenate([rng.random(20000).astype(dtype), g, grid.astype(dtype),
+                                np.nextafter(g, dtype(0)), np.nextafter(g, dtype(2)),
+                                np.array([0.0, 1.0, -0.5, 1.5], dtype)])
+            ranks, _ = _ranks(p.reshape(1, 1, -1), n)
+            expected = np.searchsorted(grid, p.astype(np.float64), side="left")
+            np.testing.assert_array_equal(ranks.ravel(), expected, err_msg=f"{n} {dtype}")
+
+
+def test_a_file_named_twice_is_a_one_line_error():
+    from greensed.errors import DataError
+
+    files, durations, gt, probs = _short_case()
+    with pytest.raises(DataError, match=r"^PSDS: file 'a\.wav' is listed twice$"):
+        psds_scores(probs, gt, ["a.wav", "b.wav", "a.wav"], CLASSES, durations_s=durations)

@@ -314,7 +314,7 @@ def evaluate(
     meter: str | None = typer.Option(None, metavar="SPEC", help=f"{METER_HELP}, for the evaluation's own energy"),
     device: str | None = typer.Option(None, metavar="DEVICE", help=DEVICE_HELP),
 ) -> None:
-    """PSDS1, PSDS2 (sed_scores_eval) and intersection F1 of the best checkpoint's student
+    """PSDS1, PSDS2 (greensed.metrics.psds) and intersection F1 of the best checkpoint's student
     and teacher on the run's test set (else its validation set), to psds.json.
 
     \b

@@ -71,7 +71,8 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
                  cache_dir: Path | None, precision: str | None, compile_: bool | None,
                  protocol: str | None = None, tensorboard: bool | None = None,
                  carbon_intensity: float | None = None, country_iso_code: str | None = None,
-                 region: str | None = None) -> dict[str, dict[str, Any]]:
+                 region: str | None = None, psds: bool | None = None
+                 ) -> dict[str, dict[str, Any]]:
     """The training flags that were given, as config sections (paths made absolute,
     so a run directory names its data wherever it is read from)."""
     pairs = {
@@ -84,6 +85,7 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
                   "compile": compile_, "tensorboard": tensorboard},
         "meter": {"spec": meter, "carbon_intensity": carbon_intensity,
                   "country_iso_code": country_iso_code, "region": region},
+        "validate": {"psds": psds},
     }
     return {section: {k: v for k, v in values.items() if v is not None}
             for section, values in pairs.items()}
@@ -109,6 +111,7 @@ def train(
     carbon_intensity: float | None = typer.Option(None, metavar="G_PER_KWH", min=0.0, help="Grid carbon intensity in g CO2eq/kWh for the CO2 figures (default: CodeCarbon's for --country-iso-code)"),
     country_iso_code: str | None = typer.Option(None, metavar="ISO3", help="Country of the machine, ISO 3166 alpha-3 (e.g. FRA): CodeCarbon's offline grid intensity (default: its world average)"),
     region: str | None = typer.Option(None, metavar="REGION", help="Region within the country where CodeCarbon has regional data (e.g. california, ontario)"),
+    psds: bool | None = typer.Option(None, "--psds/--no-psds", help="Score PSDS1 and PSDS2 of both models every epoch (student_psds1 ... teacher_psds2; [validate] psds; default: only when --metric is one of them; docs/metrics.md)"),
     tensorboard: bool | None = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalars to RUN_DIR/tensorboard/ (pip install 'greensed[tensorboard]')"),
     skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Train without the audio files a tsv lists but the disk lacks, and without unreadable ones (each subset's count and first names are printed at start-up; summary.json left_out_audio counts them per reason)"),
     max_steps_per_epoch: int | None = typer.Option(None, metavar="N", help="Cap steps per epoch (smoke tests)"),
@@ -149,7 +152,7 @@ def train(
         data=data, epochs=epochs, batch_size=batch_size, seed=seed, device=device, meter=meter,
         skip_bad_audio=skip_bad_audio, max_steps_per_epoch=max_steps_per_epoch,
         cache_dir=cache_dir, precision=precision, compile_=compile_, protocol=protocol,
-        tensorboard=tensorboard,
+        tensorboard=tensorboard, psds=psds,
         carbon_intensity=carbon_intensity, country_iso_code=country_iso_code, region=region),
         "command line")
     cfg = dataclasses.replace(cfg, stop=apply_stop_flags(cfg.stop, metric=metric,

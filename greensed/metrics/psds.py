@@ -1,4 +1,4 @@
-"""PSDS1 and PSDS2 of frame probabilities, computed with sed_scores_eval.
+"""PSDS1 and PSDS2 of frame probabilities: exact, vectorised numpy (docs/metrics.md).
 
 Settings of DCASE 2022 task 4 (C. Bilen et al., ICASSP 2020, "A Framework for the Robust
 Evaluation of Sound Event Detection"; scenarios of the challenge):
@@ -6,17 +6,14 @@ Evaluation of Sound Event Detection"; scenarios of the challenge):
 * PSDS1: DTC = GTC = 0.7, no CTTC, alpha_ct = 0, alpha_st = 1, max_efpr = 100 per hour;
 * PSDS2: DTC = GTC = 0.1, CTTC = 0.3, alpha_ct = 0.5, alpha_st = 1, max_efpr = 100 per hour.
 
-The baseline decodes at 50 thresholds (0.01, 0.03, ..., 0.99), median-filtering the binary
-prediction at each, and scores those 50 operating points with psds_eval. Here the
-scores go to sed_scores_eval (J. Ebbers et al., ICASSP 2022), which evaluates every
-threshold exactly. To get the baseline's 50 operating points from it, each probability is
-first median-filtered along time (a median filter commutes with thresholding, so this
-equals filtering each binary prediction) and then snapped down to the largest grid
-threshold it exceeds; sed_scores_eval's operating points are then exactly the baseline's.
-``n_thresholds=None`` skips the snapping and gives sed_scores_eval's exact PSDS.
-
-sed_scores_eval and scipy are imported only here, when PSDS is asked for: per-epoch
-validation does not need them.
+The values are those of sed_scores_eval 0.0.4's ``intersection_based.psds`` (J. Ebbers
+et al., ICASSP 2022), which evaluates every threshold exactly; ``greensed.metrics.psds_roc``
+computes them for all clips, classes and thresholds at once, and the tests hold it to
+sed_scores_eval (``greensed.metrics.psds_reference``) to 1e-9. The baseline decodes at
+50 thresholds (0.01, 0.03, ..., 0.99), median-filtering the binary prediction at each:
+each probability is median-filtered along time (a median commutes with thresholding)
+and snapped down to the largest grid threshold it exceeds, so the exact evaluation sees
+exactly the baseline's 50 operating points. ``n_thresholds=None`` skips the snapping.
 """
 
 from __future__ import annotations
@@ -26,8 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from greensed.errors import DataError, GreensedError
+from greensed.errors import DataError
 from greensed.metrics.events import Events
+from greensed.metrics.psds_roc import (
+    References,
+    level_nodes,
+    median_filter_ranks,
+    psds_from_nodes,
+    score_nodes,
+)
 
 __all__ = ["PSDS1", "PSDS2", "psds_scores", "threshold_grid"]
 
@@ -50,75 +54,100 @@ def _snap_to_grid(probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Each value -> the largest grid threshold it strictly exceeds (0 if none).
 
     ``snapped > t`` then holds exactly where ``probs > g`` for the grid value g just
-    below t, so sed_scores_eval sees only the grid's operating points.
+    below t, so an exact evaluation sees only the grid's operating points.
     """
     index = np.searchsorted(grid, probs, side="left")  # count of grid values < probs
     return np.where(index > 0, grid[np.maximum(index - 1, 0)], 0.0)
 
 
+def _check_references(ground_truth: Events, n_files: int, n_classes: int) -> None:
+    if len(ground_truth) and ground_truth.clip.max() >= n_files:
+        raise DataError(f"ground-truth clip index {ground_truth.clip.max()} >= {n_files} files")
+    if len(ground_truth) and ground_truth.cls.max() >= n_classes:
+        raise DataError(
+            f"ground-truth class index {ground_truth.cls.max()} >= {n_classes} classes")
+
+
+def _joined(ground_truth: Events) -> Events:
+    """References sorted by (clip, class, onset), touching or overlapping same-class
+    events joined into their union (sed_scores_eval refuses them; the union is what a
+    detector can find)."""
+    ev = ground_truth.sorted()
+    same = (ev.clip[1:] == ev.clip[:-1]) & (ev.cls[1:] == ev.cls[:-1])
+    if not np.any(same & (ev.onset_s[1:] <= ev.offset_s[:-1])):
+        return ev  # sorted by onset, no neighbour touching: nothing to join
+    rows: list[list] = []  # rare: a plain loop
+    for clip, k, onset, offset in ev.to_tuples():
+        if rows and rows[-1][0] == clip and rows[-1][1] == k and onset <= rows[-1][3]:
+            rows[-1][3] = max(rows[-1][3], offset)
+        else:
+            rows.append([clip, k, onset, offset])
+    return Events.from_tuples([tuple(r) for r in rows])
+
+
 def _reference_events(
     ground_truth: Events, files: Sequence[str], classes: Sequence[str]
 ) -> dict[str, list[tuple[float, float, str]]]:
-    """Per-file reference tuples, with touching or overlapping same-class events joined.
+    """Per-file reference tuples (onset, offset, class), joined as ``_joined``: the
+    ground truth handed to sed_scores_eval by the reference implementation."""
+    _check_references(ground_truth, len(files), len(classes))
+    refs: dict[str, list[tuple[float, float, str]]] = {f: [] for f in files}
+    for clip, k, onset, offset in _joined(ground_truth).to_tuples():
+        refs[files[clip]].append((float(onset), float(offset), str(classes[k])))
+    return refs
 
-    sed_scores_eval refuses such events; their union is what a detector can find.
+
+def _durations(durations_s: np.ndarray | float, files: Sequence[str]) -> np.ndarray:
+    durations = np.asarray(durations_s, dtype=np.float64)
+    durations = np.broadcast_to(durations, (len(files),)) if durations.ndim == 0 else durations
+    if durations.shape != (len(files),):
+        raise DataError(f"durations_s has shape {durations.shape}; need one per file")
+    bad = ~(np.isfinite(durations) & (durations > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"PSDS: {files[i]}: duration must be a positive number "
+                        f"({durations[i]!r} s)")
+    return durations
+
+
+def _grid_ranks(probs: np.ndarray, n: int) -> np.ndarray:
+    """The number of grid thresholds (2i + 1) / (2n) strictly below each value.
+
+    Arithmetic first (ceil(n p - 1/2)), then corrected by at most one either way against
+    the exact bounds: the smallest value of the scores' dtype above each threshold (for
+    float32 scores, compared exactly as their float64 values would be)."""
+    grid = threshold_grid(n)
+    dtype = probs.dtype if probs.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    p = probs.astype(dtype, copy=False)
+    up = grid.astype(dtype)
+    up = np.where(up.astype(np.float64) > grid, up, np.nextafter(up, dtype.type(2)))
+    up = np.append(up, dtype.type(np.inf))
+    count = np.ceil(p * dtype.type(n) - dtype.type(0.5))
+    np.clip(count, 0, n, out=count)
+    small = np.uint8 if n < 255 else np.int32
+    count = count.astype(small)
+    count += (p >= up[count]).astype(small)
+    count -= ((count > 0) & (p < up[np.maximum(count, 1) - 1])).astype(small)
+    return count
+
+
+def _ranks(probs: np.ndarray, n_thresholds: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Integer ranks [N, C, T] of the scores, ascending per class, and each class's count.
+
+    On the baseline's grid the rank is the number of grid thresholds below the value
+    (the snapped score's position); otherwise the position among the class's distinct
+    values.
     """
-    if len(ground_truth) and ground_truth.clip.max() >= len(files):
-        raise DataError(f"ground-truth clip index {ground_truth.clip.max()} >= {len(files)} files")
-    if len(ground_truth) and ground_truth.cls.max() >= len(classes):
-        raise DataError(
-            f"ground-truth class index {ground_truth.cls.max()} >= {len(classes)} classes"
-        )
-    refs: dict[str, list[list[Any]]] = {f: [] for f in files}
-    last: dict[tuple[int, int], list[Any]] = {}
-    for clip, k, onset, offset in ground_truth.sorted().to_tuples():
-        prev = last.get((clip, k))
-        if prev is not None and onset <= prev[1]:
-            prev[1] = max(prev[1], offset)
-            continue
-        event = [onset, offset, classes[k]]
-        last[(clip, k)] = event
-        refs[files[clip]].append(event)
-    return {f: [(float(a), float(b), str(c)) for a, b, c in evs] for f, evs in refs.items()}
-
-
-# What to pip install when a module PSDS imports is missing (module -> requirement).
-_INSTALL = {
-    "sed_scores_eval": "'sed_scores_eval==0.0.4'",
-    "pandas": "'pandas<3'",
-    "scipy": "scipy",
-    # sed_scores_eval -> sed_eval -> dcase_util imports it; setuptools 81 no longer ships it.
-    "pkg_resources": "'setuptools<81'",
-    "yaml": "PyYAML",
-    "magic": "python-magic",
-    "sklearn": "scikit-learn",
-}
-
-
-def _import_psds_modules() -> tuple[Any, Any, Any]:
-    """(scipy.ndimage, create_score_dataframe, sed_scores_eval's psds), or one
-    GreensedError line naming exactly the one missing requirement."""
-    try:
-        import pandas as pd
-        import scipy.ndimage as scipy_ndimage
-        from sed_scores_eval.base_modules.scores import create_score_dataframe
-        from sed_scores_eval.intersection_based import psds as sse_psds
-    except ModuleNotFoundError as exc:
-        top = (exc.name or "").split(".")[0]
-        requirement = _INSTALL.get(top, top or "sed_scores_eval==0.0.4")
-        why = (" (dcase_util, under sed_scores_eval, imports it; setuptools 81 removed it)"
-               if top == "pkg_resources" else "")
-        raise GreensedError(
-            f"PSDS needs the module {top!r}{why}: pip install {requirement}"
-        ) from None
-    except ImportError as exc:  # installed but broken (e.g. a compiled part)
-        raise GreensedError(f"PSDS: cannot import its dependencies ({exc})") from None
-    if int(pd.__version__.split(".")[0]) >= 3:
-        # pandas 3 hands out read-only arrays that sed_scores_eval 0.0.4 writes into.
-        raise GreensedError(
-            f"PSDS needs pandas<3 (found {pd.__version__}): pip install 'pandas<3'"
-        )
-    return scipy_ndimage, create_score_dataframe, sse_psds
+    n_classes = probs.shape[1]
+    if n_thresholds is not None:
+        return _grid_ranks(probs, n_thresholds), np.full(n_classes, n_thresholds + 1)
+    ranks = np.empty(probs.shape, dtype=np.int32)
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for k in range(n_classes):
+        values, inverse = np.unique(probs[:, k, :], return_inverse=True)
+        ranks[:, k, :] = inverse.reshape(probs.shape[0], probs.shape[2])
+        counts[k] = len(values)
+    return ranks, counts
 
 
 def psds_scores(
@@ -153,64 +182,71 @@ def psds_scores(
     Returns ``{"psds1", "psds2"}`` (floats in [0, 1]), ``"psds1_class"`` and
     ``"psds2_class"`` (per-class values by name) and the settings used.
     """
-    scipy_ndimage, create_score_dataframe, sse_psds = _import_psds_modules()
-    probs = np.asarray(frame_probs, dtype=np.float64)
+    probs = np.asarray(frame_probs)
     if probs.ndim != 3 or probs.shape[:2] != (len(files), len(classes)):
         raise ValueError(
             f"frame_probs must be [{len(files)} files, {len(classes)} classes, frames], "
             f"got shape {probs.shape}"
         )
-    if median_window > 1:
-        # Same window placement and border as scipy's filter on the baseline's binary output.
-        probs = scipy_ndimage.median_filter(probs, size=(1, 1, median_window), mode="reflect")
-    if n_thresholds is not None:
-        probs = _snap_to_grid(probs, threshold_grid(n_thresholds))
-
-    durations = np.asarray(durations_s, dtype=np.float64)
-    durations = np.broadcast_to(durations, (len(files),)) if durations.ndim == 0 else durations
-    if durations.shape != (len(files),):
-        raise DataError(f"durations_s has shape {durations.shape}; need one per file")
-    bad = ~(np.isfinite(durations) & (durations > 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"PSDS: {files[i]}: duration must be a positive number "
-                        f"({durations[i]!r} s)")
-    n_frames = probs.shape[2]
+    if median_window < 1:
+        raise ValueError(f"median window must be >= 1, got {median_window}")
+    durations = _durations(durations_s, files)
+    _check_references(ground_truth, len(files), len(classes))
+    if len(set(files)) != len(files):  # results are per file name
+        seen: set[str] = set()
+        for name in files:
+            if name in seen:
+                raise DataError(f"PSDS: file {name!r} is listed twice")
+            seen.add(name)
+    finite = np.isfinite(probs)
+    if not finite.all():
+        i, k, t = (int(v[0]) for v in np.nonzero(~finite))
+        raise DataError(f"PSDS: {files[i]}: class {classes[k]!r}, frame {t}: "
+                        f"probability {float(probs[i, k, t])!r} is not a number")
+    present = np.zeros(len(classes), dtype=bool)
+    present[np.unique(ground_truth.cls)] = True
+    if not present.any():
+        raise DataError("PSDS: the ground truth has no event at all")
+    # PSDS needs a TPR per class: a class with no reference event has none, so it is
+    # left out (and named in the result) instead of failing the whole evaluation.
+    keep = np.flatnonzero(present)
+    n_clips, n_kept, n_frames = len(files), len(keep), probs.shape[2]
+    ranks, n_ranks = _ranks(probs[:, keep, :] if n_kept < len(classes) else probs,
+                            n_thresholds)
+    ranks = median_filter_ranks(ranks, median_window)
     edges = np.arange(n_frames + 1) * frame_s
     # Frames starting before each clip's end, compared at sed_scores_eval's 6 decimals so
     # that a duration on a frame edge (3.2 s = 50 frames) keeps no zero-length frame.
     n_scored = np.count_nonzero(
         np.round(edges[:-1], 6)[None, :] < np.round(durations, 6)[:, None], axis=1)
-    # PSDS needs a TPR per class: a class with no reference event has none, so it is
-    # left out (and named in the result) instead of failing the whole evaluation.
-    present = set(np.unique(ground_truth.cls).tolist())
-    keep = [k for k in range(len(classes)) if k in present]
-    if not keep:
-        raise DataError("PSDS: the ground truth has no event at all")
-    kept = [classes[k] for k in keep]
-    scores = {}
-    for i, name in enumerate(files):
-        n = int(n_scored[i])
-        stamps = np.minimum(edges[:n + 1], durations[i])
-        # A fresh, writable [T, C] array per clip (sed_scores_eval writes into its inputs).
-        scores[name] = create_score_dataframe(
-            np.array(probs[i][keep][:, :n].T, copy=True), stamps, kept
-        )
-    refs = _reference_events(ground_truth, files, classes)
-    audio_durations = {name: float(durations[i]) for i, name in enumerate(files)}
+    nodes = level_nodes(ranks.reshape(n_clips * n_kept, n_frames), np.repeat(n_scored, n_kept))
+    clip = nodes.row // n_kept
+    on_s = np.minimum(nodes.a * frame_s, durations[clip])
+    off_s = np.minimum(nodes.b * frame_s, durations[clip])
 
+    kept_of = np.full(len(classes), -1)
+    kept_of[keep] = np.arange(n_kept)
+    ev = _joined(ground_truth)
+    refs = References(ev.clip, kept_of[ev.cls], ev.onset_s, ev.offset_s)
+    scored = score_nodes(nodes, on_s, off_s, refs, n_kept, n_ranks)
+    dataset_s = sum(float(d) for d in durations)  # in file order, as sed_scores_eval
     out: dict[str, Any] = {
         "n_thresholds": n_thresholds,
         "median_window": median_window,
-        "classes_without_ground_truth": [c for c in classes if c not in kept],
-        "cross_triggers_scored": len(kept) > 1,
+        "classes_without_ground_truth": [classes[k] for k in range(len(classes))
+                                         if not present[k]],
+        "cross_triggers_scored": n_kept > 1,
     }
     for key, setting in (("psds1", PSDS1), ("psds2", PSDS2)):
-        if len(kept) == 1 and setting["cttc_threshold"] is not None:
-            # sed_scores_eval 0.0.4 fails with a TypeError on a CTTC over one class.
-            setting = {**setting, "cttc_threshold": None, "alpha_ct": 0.0}
-        value, per_class, *_ = sse_psds(scores, refs, audio_durations, **setting)
-        out[key] = float(value)
-        out[f"{key}_class"] = {str(c): float(per_class[c]) if c in kept else None
-                               for c in classes}
+        cttc, alpha_ct = setting["cttc_threshold"], setting["alpha_ct"]
+        if n_kept == 1:  # a cross-trigger needs another class
+            cttc, alpha_ct = None, 0.0
+        value, per_class = psds_from_nodes(
+            scored, refs, n_classes=n_kept, dataset_s=dataset_s,
+            dtc=setting["dtc_threshold"], gtc=setting["gtc_threshold"], cttc=cttc,
+            alpha_ct=alpha_ct, alpha_st=setting["alpha_st"], max_efpr=setting["max_efpr"])
+        out[key] = value
+        out[f"{key}_class"] = {
+            str(c): (float(per_class[kept_of[k]]) if present[k] else None)
+            for k, c in enumerate(classes)}
     return out

@@ -21,7 +21,7 @@ from greensed.runlog.records import EpochRecord, Losses
 
 # The record's own columns, in this order (metrics, components and forecast follow).
 HEAD = ("epoch", "steps", "lr")
-TIMES = ("train_s", "val_s", "duration_s")
+TIMES = ("train_s", "val_s", "psds_s", "duration_s")
 ENERGY = ("energy_kwh", "cumulative_kwh", "avg_power_w", "co2_kg", "cumulative_co2_kg",
           "meter", "energy_status")
 

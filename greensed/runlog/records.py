@@ -164,6 +164,8 @@ class EpochRecord:
     # intensity (summary.json names it and its source); None without energy.
     co2_kg: float | None = None
     cumulative_co2_kg: float | None = None
+    # Seconds of val_s spent on PSDS ([validate] psds); None when it was not scored.
+    psds_s: float | None = None
 
     def metric(self, key: str) -> float | None:
         """A finite number by name: a key of ``metrics`` (``teacher_f1``), a numeric
@@ -195,7 +197,7 @@ class EpochRecord:
 
 _NUMERIC_FIELDS = frozenset({"epoch", "steps", "lr", "train_s", "val_s", "duration_s",
                              "energy_kwh", "cumulative_kwh", "avg_power_w", "co2_kg",
-                             "cumulative_co2_kg"})
+                             "cumulative_co2_kg", "psds_s"})
 
 
 @dataclass(frozen=True)

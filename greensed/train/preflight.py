@@ -18,7 +18,7 @@ from greensed.runlog import LOSS_KEYS, RunDir
 from greensed.runlog.lock import check_run_dir
 from greensed.stopping import Policy
 from greensed.train.group import Group
-from greensed.train.validate import HELDOUT_METRICS, METRICS
+from greensed.train.validate import HELDOUT_METRICS, METRICS, PSDS_METRICS
 
 # Keys a resume may change: they do not change what the run trains.
 RESUMABLE = ("train.epochs:", "train.tensorboard:", "meter.carbon_intensity:",
@@ -49,6 +49,9 @@ def check_run_config(cfg: config.RunConfig) -> CarbonIntensity:
     run's CO2 intensity from its [meter] keys, resolved here once for the whole run
     (an unknown country fails now, not after the first epoch)."""
     check_metric(cfg.stop.metric, cfg.train.protocol)
+    if cfg.stop.metric in PSDS_METRICS and cfg.validate.psds is False:
+        raise ConfigError(f"stop.metric = {cfg.stop.metric!r} needs PSDS every epoch, but "
+                          "[validate] psds = false")
     if cfg.train.tensorboard:
         check_tensorboard()
     m = cfg.meter

@@ -39,7 +39,7 @@ from greensed.train.outcome import RunEnd
 from greensed.train.signals import StopSignal
 from greensed.train.state import TrainState, model_time_pooling
 from greensed.train.step import factors
-from greensed.train.validate import validation_tensors
+from greensed.train.validate import PSDS_TIME, validation_tensors
 from greensed.train.writer import NullWriter, RunWriter, Writer
 
 Reporter = Callable[[str], None]
@@ -105,6 +105,8 @@ class Session:
         """The epoch's record (rank 0): the library's builder, with this protocol's
         loss terms, forecast and CO2."""
         tc = self.cfg.train
+        metrics = dict(metrics)
+        psds_s = metrics.pop(PSDS_TIME, None)  # a time, not a metric: the record's field
         # Those of the epoch's last step.
         lr_factor, weight_factor = factors(tc.protocol, self.state.step - 1, self.rampup_steps)
         record = epoch_record(
@@ -113,7 +115,7 @@ class Session:
             loss={**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
                   "consistency_weight": tc.consistency_max * weight_factor},
             steps=self.state.step, lr=tc.lr * lr_factor, train_s=train_s, val_s=val_s,
-            carbon=self.carbon)
+            carbon=self.carbon, psds_s=psds_s)
         forecast = predict_run([*self.history, record], metric=self.cfg.stop.metric,
                                max_epochs=tc.epochs)
         return dataclasses.replace(record, forecast=forecast.as_dict())

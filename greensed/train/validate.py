@@ -4,11 +4,14 @@ Every epoch, on the validation set (synthetic, strongly labelled): the paper's
 intersection F1 (``eval.dtc``/``eval.gtc``, 0.7 by default) and the baseline's
 (DTC = GTC = 0.5, psds_eval's convention), clip-level F1 and BCE. Under the "baseline"
 protocol also on the held-out weak clips, and the baseline's checkpoint objective.
+With ``[validate] psds`` also PSDS1 and PSDS2 of both models (greensed.metrics.psds, the
+baseline's 50 thresholds), timed: ``PSDS_TIME`` leaves as the record's ``psds_s``.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,15 +26,20 @@ from greensed.data.features import to_model_input
 from greensed.data.spec import CLASSES
 from greensed.metrics.events import Events, decode
 from greensed.metrics.intersection import intersection_f1
+from greensed.metrics.psds import psds_scores
 from greensed.metrics.weak import weak_f1
 from greensed.train.protocol import OBJECTIVE
 from greensed.train.state import model_frame_s
 from greensed.train.step import autocast
 
+# PSDS1/PSDS2 per model, with [validate] psds (docs/metrics.md).
+PSDS_METRICS = tuple(f"{who}_psds{n}" for who in ("student", "teacher") for n in (1, 2))
 # The scalar metrics validate() may return for each epoch (docs/runlog.md).
 METRICS = tuple(f"{who}_{m}" for who in ("student", "teacher")
                 for m in ("f1", "f1_05", "weak_f1", "weak_f1_heldout", "loss_strong")
-                ) + (OBJECTIVE,)
+                ) + (OBJECTIVE,) + PSDS_METRICS
+# Seconds the PSDS of both models took, handed to the epoch record as ``psds_s``.
+PSDS_TIME = "psds_s"
 # Those that need the held-out weak clips: only the "baseline" protocol has them.
 HELDOUT_METRICS = tuple(m for m in METRICS if m.endswith("_heldout")) + (OBJECTIVE,)
 
@@ -71,11 +79,19 @@ def validation_tensors(subset: Subset, device: torch.device, *, clip_s: float,
         "weak": subset.weak.astype(np.uint8),
         "events": Events.from_tuples(subset.events or []),
         "durations": subset.metric_durations_s(clip_s),
+        "files": list(subset.files),
     }
     if heldout is not None:
         out["heldout"] = {"mels": torch.from_numpy(np.array(heldout.mels)).to(device),
                           "weak": heldout.weak.astype(np.uint8)}
     return out
+
+
+def psds_on(cfg: config.RunConfig) -> bool:
+    """Whether each epoch scores PSDS: ``[validate] psds``, or by default only when the
+    stopping metric is a PSDS."""
+    on = cfg.validate.psds
+    return cfg.stop.metric in PSDS_METRICS if on is None else on
 
 
 def detections(probs: np.ndarray, cfg: config.RunConfig) -> Events:
@@ -119,10 +135,12 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
     ec, precision = cfg.eval, cfg.train.precision
     durations = val.get("durations", cfg.features.clip_s)  # hand-made dicts: whole clips
     out: dict[str, Any] = {}
+    psds_s = 0.0
     for name, model in (("student", student), ("teacher", teacher)):
         strong, weak = predict(model, val["mels"], precision=precision, progress=progress)
         out[f"{name}_loss_strong"] = F.binary_cross_entropy(strong, val["strong"]).item()
-        det = detections(strong.float().cpu().numpy(), cfg)
+        probs = strong.float().cpu().numpy()
+        det = detections(probs, cfg)
         res = intersection_f1(det, val["events"], n_classes=len(CLASSES),
                               durations_s=durations, dtc=ec.dtc, gtc=ec.gtc,
                               cttc=ec.cttc)
@@ -131,6 +149,13 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
         out[f"{name}_f1_05"] = baseline_f1(det, val["events"], durations)
         w_macro, _ = weak_f1(weak.float().cpu().numpy(), val["weak"], threshold=ec.threshold)
         out[f"{name}_weak_f1"] = float(w_macro)
+        if psds_on(cfg):
+            t0 = time.perf_counter()
+            files = val.get("files") or [str(i) for i in range(len(probs))]
+            ps = psds_scores(probs, val["events"], files, list(CLASSES), durations_s=durations,
+                             median_window=ec.median_window, frame_s=model_frame_s(cfg))
+            out[f"{name}_psds1"], out[f"{name}_psds2"] = ps["psds1"], ps["psds2"]
+            psds_s += time.perf_counter() - t0
         held = val.get("heldout")
         if held is not None:
             _, held_weak = predict(model, held["mels"], precision=precision, progress=progress)
@@ -138,6 +163,8 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
                                                               held["weak"])
     if "student_weak_f1_heldout" in out:
         out[OBJECTIVE] = out["student_weak_f1_heldout"] + out["student_f1_05"]
+    if psds_on(cfg):
+        out[PSDS_TIME] = psds_s
     student.train()
     teacher.train()
     return out
