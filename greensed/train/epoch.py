@@ -24,7 +24,7 @@ from greensed.train.group import NONFINITE_CHECK_STEPS
 from greensed.train.outcome import Cut, Diverged, EpochOutcome, Finished
 from greensed.train.session import Session
 from greensed.train.step import optimize
-from greensed.train.validate import validate
+from greensed.train.validate import score_test_set, validate
 from greensed.train.writer import Beat
 
 
@@ -66,10 +66,16 @@ def run_epoch(s: Session, epoch: int) -> EpochOutcome:
         metrics = g.from_main(lambda: validate(st.student, st.teacher, s.val, s.cfg))
         val_s = time.monotonic() - t1
         reading = window.end()
+        # Outside the energy window: an evaluation aid, not the run's cost; no decision reads it.
+        t2 = time.monotonic()
+        test = g.from_main(lambda: score_test_set(st.student, st.teacher, s.test, s.cfg)
+                           if s.test is not None else None)
+        test_s = time.monotonic() - t2 if test is not None else None
 
         def make() -> EpochRecord:
             lost_kwh = s.writer.lost_kwh_of(epoch, reading)  # type: ignore[union-attr]
-            return s.make_record(epoch, mean, metrics, train_s, val_s, reading, lost_kwh)
+            return s.make_record(epoch, mean, metrics, train_s, val_s, reading, lost_kwh,
+                                 test, test_s)
 
         record = g.from_main(make)
         rank_rngs = g.gather(st.rng_states()) if g.world_size > 1 else None

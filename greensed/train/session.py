@@ -67,6 +67,8 @@ class Session:
     history: list[EpochRecord] = field(default_factory=list)
     stop: StopSignal = field(default_factory=StopSignal)
     resumed_at: int | None = None  # the first epoch of this session, when resuming
+    # Held-out test tensors ([eval] test), on rank 0 only; scored into record.test.
+    test: dict[str, Any] | None = None
 
     @property
     def rampup_steps(self) -> int:
@@ -99,7 +101,8 @@ class Session:
         return best_record(self.history if history is None else history, metric, mode)
 
     def make_record(self, epoch: int, mean_losses: list[float], metrics: dict[str, Any],
-                    train_s: float, val_s: float, reading: Reading, lost_kwh: float
+                    train_s: float, val_s: float, reading: Reading, lost_kwh: float,
+                    test: dict[str, float] | None = None, test_s: float | None = None
                     ) -> EpochRecord:
         tc = self.cfg.train
         # Those of the epoch's last step.
@@ -116,7 +119,8 @@ class Session:
             energy_components_kwh=e["energy_components_kwh"],
             energy_methods=e["energy_methods"], avg_power_w=e["avg_power_w"],
             meter=e["meter"], energy_status=e["energy_status"],
-            time_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+            time_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            test=test or {}, test_s=test_s)
         forecast = predict_run([*self.history, record], metric=self.cfg.stop.metric,
                                max_epochs=tc.epochs)
         co2 = preflight.carbon(self.cfg)
@@ -177,6 +181,7 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
         if resume:
             group.on_main(lambda: preflight.check_resume_config(run, cfg, force=force))
         ds = _load(group, cfg, report)
+        group.each(lambda: _check_test(ds, cfg))
         weak = group.each(lambda: P.weak_sets(ds, cfg))
         report(P.describe_split(weak, cfg))
         group.each(m.start)
@@ -203,7 +208,8 @@ def open_session(group: Group, cfg: C.RunConfig, run_dir: Path, device: torch.de
         val = validation_tensors(ds.validation, device, clip_s=cfg.features.clip_s,
                                  heldout=weak.heldout) if group.is_main else None
         s = Session(cfg, run, device, group, m, policy, writer, state, data, val, shares,
-                    n_steps, report, recipe_name, _clips(ds, weak), ds.left_out())
+                    n_steps, report, recipe_name, _clips(ds, weak), ds.left_out(),
+                    test=_test_tensors(ds, cfg, device) if group.is_main else None)
         if resume:
             _restore(s)
         yield s
@@ -215,6 +221,21 @@ def _clips(ds: Dataset, weak: P.WeakSets) -> dict[str, int]:
     if weak.heldout is not None:
         out["weak_validation"] = len(weak.heldout)
     return out
+
+
+def _check_test(ds: Dataset, cfg: C.RunConfig) -> None:
+    if cfg.eval.test and ds.test is None:
+        raise GreensedError(f"[eval] test = true, but the dataset at {ds.root} has no test "
+                            "subset (docs/data.md: a synthetic preset with n_test, or the "
+                            "layout's test folder); set it to false or add one")
+
+
+def _test_tensors(ds: Dataset, cfg: C.RunConfig, device: torch.device
+                  ) -> dict[str, Any] | None:
+    """The held-out test subset's tensors under [eval] test, else None."""
+    if not cfg.eval.test or ds.test is None:
+        return None
+    return validation_tensors(ds.test, device, clip_s=cfg.features.clip_s)
 
 
 def _load(group: Group, cfg: C.RunConfig, report: Reporter) -> Dataset:

@@ -138,3 +138,24 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
     student.train()
     teacher.train()
     return out
+
+
+# The keys of EpochRecord.test (docs/runlog.md): intersection F1 at eval.dtc/gtc (0.7)
+# and threshold 0.5 of each model on the held-out test subset; PSDS keys
+# (student_psds1, ...) join them once scoring them every epoch is cheap enough.
+TEST_SCORES = ("student_f1", "teacher_f1")
+
+
+def score_test_set(student: nn.Module, teacher: nn.Module, test: dict[str, Any],
+                cfg: C.RunConfig) -> dict[str, float]:
+    """Both models' scores on the held-out test subset (``[eval] test``; tensors from
+    ``validation_tensors``): record.test, which no decision reads."""
+    durations = test.get("durations", cfg.features.clip_s)
+    out: dict[str, float] = {}
+    for name, model in (("student", student), ("teacher", teacher)):
+        strong, _ = predict(model, test["mels"], precision=cfg.train.precision)
+        res = score_events(strong.float().cpu().numpy(), test["events"], cfg, durations)
+        out[f"{name}_f1"] = float(res.macro_f1)
+    student.train()
+    teacher.train()
+    return out
