@@ -10,6 +10,7 @@ from greensed import runlog
 from greensed.data.synth import SynthPreset, generate
 from greensed.errors import GreensedError
 from greensed.train.loop import train
+from greensed.train.validate import TEST_SCORES
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def test_test_scores_each_epoch_and_training_unchanged(with_test, tmp_path, one_
     scored = runlog.RunDir(tmp_path / "scored").read_epochs()
     for p, s in zip(plain, scored, strict=True):
         assert p.test == {} and p.test_s is None
-        assert set(s.test) == {"student_f1", "teacher_f1"}
+        assert set(s.test) == set(TEST_SCORES) == {"student_f1", "teacher_f1"}
         assert all(0.0 <= v <= 1.0 for v in s.test.values()) and s.test_s > 0
         # Same steps, losses and validation metrics: scoring the test set changes nothing.
         assert (s.steps, s.loss, s.metrics) == (p.steps, p.loss, p.metrics)
