@@ -102,6 +102,10 @@ class EvalConfig:
     dtc: Ratio = 0.7
     gtc: Ratio = 0.7
     cttc: Ratio | None = None
+    # Also score the student and the teacher on the dataset's held-out test subset after
+    # every epoch (EpochRecord.test, docs/runlog.md), outside the epoch's energy window:
+    # no policy, objective or best-epoch rule reads those scores (docs/training.md).
+    test: bool = False
 
 
 @dataclass(frozen=True)

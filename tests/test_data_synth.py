@@ -176,3 +176,42 @@ def test_offset_bias_lengthens_strong_training_labels_only(tmp_path):
     for x, y in zip(rows_a, rows_b, strict=True):  # offset + 1 s, clipped to the clip
         assert float(y[2]) == pytest.approx(min(10.0, float(x[2]) + 1.0), abs=1e-3)
     assert any(float(x[2]) + 1.0 <= 10.0 for x in rows_a)
+
+
+def test_test_subset_is_held_out_and_clean(tmp_path):
+    # Its own seed stream: none of its clips is another subset's, and the label bias
+    # and noise of the training subsets never reach it (as validation).
+    preset = synth.SynthPreset(n_strong=3, n_weak=1, n_unlabelled=1, n_validation=3, n_test=3,
+                               label_noise=1.0, offset_bias_s=1.0)
+    root = synth.generate(tmp_path / "d", preset, seed=2)
+    audio, tsv = synth.TEST_LAYOUT
+    wavs = {p.name: p.read_bytes() for p in sorted((root / audio).glob("*.wav"))}
+    assert list(wavs) == [f"test_{i:05d}.wav" for i in range(3)]
+    others = {p.read_bytes() for p in root.rglob("*.wav") if p.parent != root / audio}
+    assert not others & set(wavs.values())
+    rows = read_strong_tsv(root / tsv)
+    for i in range(3):
+        _, events = synth.make_clip(synth.clip_rng(2, "test", i), preset)
+        assert sorted(r.event for r in rows if r.filename == f"test_{i:05d}.wav") == \
+            sorted(events)
+
+
+def test_a_preset_without_test_writes_none_and_keeps_its_marker(tmp_path):
+    preset = synth.SynthPreset(n_strong=1, n_weak=1, n_unlabelled=1, n_validation=1)
+    root = synth.generate(tmp_path / "d", preset, seed=0)
+    assert not (root / "audio" / "test").exists()
+    # Sets generated before n_test existed stay valid (no regeneration).
+    assert "n_test" not in synth._marker(preset, 0)["preset"]
+    with_test = dataclasses.replace(preset, n_test=2)
+    assert synth._marker(with_test, 0)["preset"]["n_test"] == 2
+
+
+def test_the_loader_finds_the_test_subset(tmp_path):
+    from greensed.config import FeatureConfig
+    from greensed.data.desed import load_dataset
+
+    preset = synth.SynthPreset(n_strong=1, n_weak=1, n_unlabelled=1, n_validation=1, n_test=2)
+    root = synth.generate(tmp_path / "d", preset, seed=0)
+    ds = load_dataset(root, FeatureConfig(), cache_dir=tmp_path / "cache")
+    assert ds.test is not None and list(ds.test.files) == ["test_00000.wav", "test_00001.wav"]
+    assert len(ds.validation) == 1

@@ -40,12 +40,12 @@ def synth(
     """
     import time as _time
 
-    from greensed.data.synth import SUBSETS, generate, get_preset
+    from greensed.data.synth import generate, get_preset
 
     p = get_preset(preset)
     t0 = _time.perf_counter()
     generate(out_dir, p, seed, workers=workers)
-    sizes = ", ".join(f"{s} {p.size(s)}" for s in SUBSETS)
+    sizes = ", ".join(f"{s} {p.size(s)}" for s in p.subsets)
     typer.echo(f"wrote {out_dir} ({sizes} clips) in {_time.perf_counter() - t0:.1f} s")
 
 
@@ -71,7 +71,8 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
                  cache_dir: Path | None, precision: str | None, compile_: bool | None,
                  protocol: str | None = None, tensorboard: bool | None = None,
                  carbon_intensity: float | None = None, country_iso_code: str | None = None,
-                 region: str | None = None, psds: bool | None = None
+                 region: str | None = None, psds: bool | None = None,
+                 test: bool | None = None
                  ) -> dict[str, dict[str, Any]]:
     """The training flags that were given, as config sections (paths made absolute,
     so a run directory names its data wherever it is read from)."""
@@ -86,6 +87,7 @@ def _train_flags(*, data: Path | None, epochs: int | None, batch_size: int | Non
         "meter": {"spec": meter, "carbon_intensity": carbon_intensity,
                   "country_iso_code": country_iso_code, "region": region},
         "validate": {"psds": psds},
+        "eval": {"test": test},
     }
     return {section: {k: v for k, v in values.items() if v is not None}
             for section, values in pairs.items()}
@@ -114,6 +116,7 @@ def train(
     psds: bool | None = typer.Option(None, "--psds/--no-psds", help="Score PSDS1 and PSDS2 of both models every epoch (student_psds1 ... teacher_psds2; [validate] psds; default: only when --metric is one of them; docs/metrics.md)"),
     tensorboard: bool | None = typer.Option(None, "--tensorboard", help="Also write TensorBoard scalars to RUN_DIR/tensorboard/ (pip install 'greensed[tensorboard]')"),
     skip_bad_audio: bool | None = typer.Option(None, "--skip-bad-audio", help="Train without the audio files a tsv lists but the disk lacks, and without unreadable ones (each subset's count and first names are printed at start-up; summary.json left_out_audio counts them per reason)"),
+    test: bool | None = typer.Option(None, "--test/--no-test", help="Score the student and the teacher on the held-out test subset after every epoch (record.test; no policy or best-epoch rule reads it; [eval] test, docs/training.md)"),
     max_steps_per_epoch: int | None = typer.Option(None, metavar="N", help="Cap steps per epoch (smoke tests)"),
     cache_dir: Path | None = typer.Option(None, metavar="DIR", help="Cache for synthetic data and features"),
     nproc: int = typer.Option(1, "--nproc", metavar="N", help="Processes (GPUs) for one run; under torchrun leave it out (docs/multigpu.md)"),
@@ -152,7 +155,7 @@ def train(
         data=data, epochs=epochs, batch_size=batch_size, seed=seed, device=device, meter=meter,
         skip_bad_audio=skip_bad_audio, max_steps_per_epoch=max_steps_per_epoch,
         cache_dir=cache_dir, precision=precision, compile_=compile_, protocol=protocol,
-        tensorboard=tensorboard, psds=psds,
+        tensorboard=tensorboard, psds=psds, test=test,
         carbon_intensity=carbon_intensity, country_iso_code=country_iso_code, region=region),
         "command line")
     cfg = dataclasses.replace(cfg, stop=apply_stop_flags(cfg.stop, metric=metric,

@@ -41,6 +41,10 @@ LAYOUT: dict[str, tuple[str, str | None]] = {
     "validation": ("audio/validation", "metadata/validation/validation.tsv"),
 }
 SUBSETS = tuple(LAYOUT)
+# The held-out test subset (SynthPreset.n_test > 0): where greensed's own layout looks
+# for one (greensed.data.layout.OWN_TEST), scored by nothing any decision reads.
+TEST = "test"
+TEST_LAYOUT = ("audio/test", "metadata/test/test.tsv")
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,17 @@ class SynthPreset:
     # events sound, then the bias: its detections come to outlast the events, and
     # the intersection F1 (DTC 0.7) falls after its peak.
     offset_bias_s: float = 0.0
+    # Clips of the held-out test subset (clean labels, as validation); 0: none. Its clips
+    # draw from their own seed stream (clip_rng), so they are none of the other subsets'.
+    n_test: int = 0
 
     def size(self, subset: str) -> int:
         return int(getattr(self, f"n_{subset}"))
+
+    @property
+    def subsets(self) -> tuple[str, ...]:
+        """The subsets this preset writes: the four, and test when it has one."""
+        return SUBSETS + ((TEST,) if self.n_test > 0 else ())
 
 
 PRESETS: dict[str, SynthPreset] = {
@@ -80,31 +92,38 @@ PRESETS: dict[str, SynthPreset] = {
     # each with its class's band cue (see SynthPreset.cue).
     "quick": SynthPreset(n_strong=48, n_weak=48, n_unlabelled=96, n_validation=64,
                          events_per_clip=(3, 5), event_duration_s=(1.5, 5.0),
-                         snr_db=(10.0, 25.0), cue=3.0),
+                         snr_db=(10.0, 25.0), cue=3.0, n_test=64),
     # quick's learnable events on half its training clips: an epoch of 15-20 s on 2 CPU
     # cores, whose F1 curve still creeps up after 100 epochs (its clean labels do not
     # overfit); curves-noisy below is the benchmark's corpus.
     "curves": SynthPreset(n_strong=24, n_weak=24, n_unlabelled=48, n_validation=64,
                           events_per_clip=(3, 5), event_duration_s=(1.5, 5.0),
-                          snr_db=(10.0, 25.0), cue=3.0),
+                          snr_db=(10.0, 25.0), cue=3.0, n_test=64),
     # curves with 30 % of the training labels wrong (SynthPreset.label_noise): the F1
     # curve reaches a plateau within about 30 epochs while the network memorises them,
     # and still creeps up to the cap (maxima at epochs 63 and 97 of 100).
     "curves-noisy": SynthPreset(n_strong=24, n_weak=24, n_unlabelled=48, n_validation=64,
                                 events_per_clip=(3, 5), event_duration_s=(1.5, 5.0),
-                                snr_db=(10.0, 25.0), cue=3.0, label_noise=0.3),
+                                snr_db=(10.0, 25.0), cue=3.0, label_noise=0.3, n_test=64),
     # The policy benchmark's corpus (benchmarks/curves): curves with every strong
     # training label 1 s too long (SynthPreset.offset_bias_s), whose F1 peaks and
     # falls, as overfitting a biased training set does.
     "curves-biased": SynthPreset(n_strong=24, n_weak=24, n_unlabelled=48, n_validation=64,
                                  events_per_clip=(3, 5), event_duration_s=(1.5, 5.0),
-                                 snr_db=(10.0, 25.0), cue=3.0, offset_bias_s=1.0),
-    "small": SynthPreset(n_strong=384, n_weak=384, n_unlabelled=768, n_validation=384),
+                                 snr_db=(10.0, 25.0), cue=3.0, offset_bias_s=1.0, n_test=64),
+    # Corpus v2 (benchmarks/curves-v2): curves' clean, learnable events on twice its
+    # training clips, with a validation set large enough that the watched F1 moves
+    # little from one epoch to the next, and a held-out test set.
+    "curves-v2": SynthPreset(n_strong=48, n_weak=48, n_unlabelled=96, n_validation=512,
+                             events_per_clip=(3, 5), event_duration_s=(1.5, 5.0),
+                             snr_db=(10.0, 25.0), cue=3.0, n_test=256),
+    "small": SynthPreset(n_strong=384, n_weak=384, n_unlabelled=768, n_validation=384,
+                         n_test=384),
     # DESED 2022 sizes; density and SNR range of its synthetic soundscapes.
     "paper-like": SynthPreset(
         n_strong=10000, n_weak=1578, n_unlabelled=14412, n_validation=2500,
         events_per_clip=(1, 5), event_duration_s=(0.3, 10.0), snr_db=(6.0, 30.0),
-        max_polyphony=3,
+        max_polyphony=3, n_test=1168,  # as DESED's recorded validation set, its test set
     ),
 }
 
@@ -176,9 +195,19 @@ def make_clip(rng: np.random.Generator, preset: SynthPreset,
     return mix.astype(np.float32), events
 
 
+def subset_key(subset: str) -> int:
+    """A subset's seed stream: the four in SUBSETS order, then test."""
+    return len(SUBSETS) if subset == TEST else SUBSETS.index(subset)
+
+
 def clip_rng(seed: int, subset: str, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SUBSETS.index(subset),
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(subset_key(subset),
                                                                           index)))
+
+
+def subset_paths(subset: str) -> tuple[str, str | None]:
+    """(audio folder, tsv or None) of a subset in the default layout."""
+    return TEST_LAYOUT if subset == TEST else LAYOUT[subset]
 
 
 def clip_name(subset: str, index: int) -> str:
@@ -213,9 +242,12 @@ def noisy_labels(events: list[tuple[int, float, float]], fraction: float, seed: 
 
 
 def _marker(preset: SynthPreset, seed: int) -> dict:
+    fields = dataclasses.asdict(preset)
+    if not preset.n_test:  # a set without test reads as one made before n_test existed
+        del fields["n_test"]
     # Through JSON so that it compares equal to a marker read back (tuples -> lists).
     return json.loads(json.dumps({"generator_version": GENERATOR_VERSION, "seed": seed,
-                                  "preset": dataclasses.asdict(preset)}))
+                                  "preset": fields}))
 
 
 def generate(out_dir: str | Path, preset: str | SynthPreset = "quick", seed: int = 0, *,
@@ -229,24 +261,25 @@ def generate(out_dir: str | Path, preset: str | SynthPreset = "quick", seed: int
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out}: output folder exists and is not empty")
-    for audio, tsv in LAYOUT.values():
+    for audio, tsv in map(subset_paths, p.subsets):
         (out / audio).mkdir(parents=True, exist_ok=True)
         if tsv:
             (out / tsv).parent.mkdir(parents=True, exist_ok=True)
-    jobs = [(out / LAYOUT[s][0], s, i, seed, p) for s in SUBSETS for i in range(p.size(s))]
+    jobs = [(out / subset_paths(s)[0], s, i, seed, p) for s in p.subsets
+            for i in range(p.size(s))]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_write_clip, jobs, chunksize=16))
     else:
         results = [_write_clip(j) for j in jobs]
     Events = list[tuple[int, float, float]]
-    by_subset: dict[str, list[tuple[str, Events]]] = {s: [] for s in SUBSETS}
+    by_subset: dict[str, list[tuple[str, Events]]] = {s: [] for s in p.subsets}
     for job, res in zip(jobs, results, strict=True):
         by_subset[job[1]].append(res)
-    for subset in ("strong", "validation"):
+    for subset in ("strong", "validation", TEST)[:3 if p.n_test else 2]:
         rows = [(name, on, off, CLASSES[c]) for name, evs in by_subset[subset]
                 for c, on, off in evs]
-        write_strong_tsv(out / LAYOUT[subset][1], rows)
+        write_strong_tsv(out / str(subset_paths(subset)[1]), rows)
     weak_rows = [(name, [CLASSES[c] for c in sorted({c for c, _, _ in evs})])
                  for name, evs in by_subset["weak"]]
     write_weak_tsv(out / LAYOUT["weak"][1], weak_rows)
@@ -301,7 +334,7 @@ def _generate_into(target: Path, p: SynthPreset, preset: str, seed: int,
     base = target.parent
     tmp = base / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    total = sum(p.size(s) for s in SUBSETS)
+    total = sum(p.size(s) for s in p.subsets)
     if progress is not None:
         progress(f"generating the '{preset}' synthetic DESED-like set ({total} clips) into "
                  f"{target} (once)")

@@ -3,9 +3,10 @@ for spreadsheets and ``pandas.read_csv``.
 
 One row per epoch, one column per scalar: the record's numbers, the losses as
 ``loss_<term>``, every scalar metric under its own key (lists such as the
-per-class F1 are left out), each energy component as ``energy_<component>_kwh``
-and the forecast as ``forecast_<key>``. Columns are the union over the records,
-in first-seen order; a missing value is an empty cell.
+per-class F1 are left out), each test score as ``test_<key>``, each energy
+component as ``energy_<component>_kwh`` and the forecast as ``forecast_<key>``.
+Columns are the union over the records, in first-seen order; a missing value is
+an empty cell.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from greensed.runlog.records import EpochRecord, Losses
 
 # The record's own columns, in this order (metrics, components and forecast follow).
 HEAD = ("epoch", "steps", "lr")
-TIMES = ("train_s", "val_s", "psds_s", "duration_s")
+TIMES = ("train_s", "val_s", "psds_s", "duration_s", "test_s")
 ENERGY = ("energy_kwh", "cumulative_kwh", "avg_power_w", "co2_kg", "cumulative_co2_kg",
           "meter", "energy_status")
 
@@ -38,6 +39,9 @@ def flat_epoch(r: EpochRecord) -> dict[str, Any]:
         if _scalar(value) and not isinstance(value, bool):
             row[key if key not in _FIXED else f"metric_{key}"] = value
     row.update({k: getattr(r, k) for k in TIMES + ENERGY})
+    for key, value in r.test.items():  # held-out test scores ([eval] test)
+        if _scalar(value) and not isinstance(value, bool):
+            row[f"test_{key}"] = value
     for comp, kwh in r.energy_components_kwh.items():
         row[f"energy_{comp}_kwh"] = kwh
     for key, value in (r.forecast or {}).items():

@@ -166,10 +166,17 @@ class EpochRecord:
     cumulative_co2_kg: float | None = None
     # Seconds of val_s spent on PSDS ([validate] psds); None when it was not scored.
     psds_s: float | None = None
+    # Scores on the held-out test subset (``[eval] test``): ``student_f1``, ``teacher_f1``.
+    # Kept apart from ``metrics`` on purpose: ``metric()`` never returns them, so no
+    # policy, objective or best-epoch rule sees them. Empty: not scored.
+    test: Mapping[str, Any] = field(default_factory=dict)
+    # Seconds the test scoring took, after the epoch's energy window (not in duration_s).
+    test_s: float | None = None
 
     def metric(self, key: str) -> float | None:
         """A finite number by name: a key of ``metrics`` (``teacher_f1``), a numeric
-        field (``cumulative_kwh``) or a loss (``loss.total``); else None."""
+        field (``cumulative_kwh``) or a loss (``loss.total``); else None. Never a
+        test score (``test``): what decides must not see them."""
         if key in self.metrics:
             return finite_float(self.metrics[key])
         if key.startswith("loss."):
@@ -197,7 +204,7 @@ class EpochRecord:
 
 _NUMERIC_FIELDS = frozenset({"epoch", "steps", "lr", "train_s", "val_s", "duration_s",
                              "energy_kwh", "cumulative_kwh", "avg_power_w", "co2_kg",
-                             "cumulative_co2_kg", "psds_s"})
+                             "cumulative_co2_kg", "psds_s", "test_s"})
 
 
 @dataclass(frozen=True)

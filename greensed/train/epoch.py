@@ -25,7 +25,7 @@ from greensed.train.group import NONFINITE_CHECK_STEPS
 from greensed.train.outcome import Cut, Diverged, EpochOutcome, Finished
 from greensed.train.session import Session
 from greensed.train.step import optimize
-from greensed.train.validate import validate, validation_clips
+from greensed.train.validate import score_test_set, validate, validation_clips
 
 
 def run_epoch(s: Session, epoch: int) -> EpochOutcome:
@@ -67,10 +67,15 @@ def run_epoch(s: Session, epoch: int) -> EpochOutcome:
                                                    bar.validating(validation_clips(s.val))))
         val_s = time.monotonic() - t1
         reading = window.end()
+        # Outside the energy window: an evaluation aid, not the run's cost; no decision reads it.
+        t2 = time.monotonic()
+        test = group.from_main(lambda: score_test_set(state.student, state.teacher, s.test, s.cfg)
+                               if s.test is not None else None)
+        test_s = time.monotonic() - t2 if test is not None else None
         # An earlier attempt's unknown energy, estimated from this one's power (a write).
         group.on_main(lambda: s.writer.settle_unknown(epoch, reading.avg_power_w))
         record = group.from_main(
-            lambda: s.make_record(epoch, mean, metrics, train_s, val_s, reading))
+            lambda: s.make_record(epoch, mean, metrics, train_s, val_s, reading, test, test_s))
         rank_rngs = group.gather(state.rng_states()) if group.world_size > 1 else None
         best = s.best([*s.history, record])
         s.writer.commit(record, state, beat, is_best=best is record, metric=s.best_metric,

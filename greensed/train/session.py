@@ -69,6 +69,8 @@ class Session:
     history: list[EpochRecord] = field(default_factory=list)
     stop: StopSignal = field(default_factory=StopSignal)
     resumed_at: int | None = None  # the first epoch of this session, when resuming
+    # Held-out test tensors ([eval] test), on rank 0 only; scored into record.test.
+    test: dict[str, Any] | None = None
 
     @property
     def rampup_steps(self) -> int:
@@ -101,9 +103,11 @@ class Session:
         return best_record(self.history if history is None else history, metric, mode)
 
     def make_record(self, epoch: int, mean_losses: list[float], metrics: dict[str, Any],
-                    train_s: float, val_s: float, reading: Reading) -> EpochRecord:
+                    train_s: float, val_s: float, reading: Reading,
+                    test: dict[str, float] | None = None, test_s: float | None = None
+                    ) -> EpochRecord:
         """The epoch's record (rank 0): the library's builder, with this protocol's
-        loss terms, forecast and CO2."""
+        loss terms, forecast, CO2 and test scores."""
         tc = self.cfg.train
         metrics = dict(metrics)
         psds_s = metrics.pop(PSDS_TIME, None)  # a time, not a metric: the record's field
@@ -115,7 +119,7 @@ class Session:
             loss={**dict(zip(LOSS_KEYS, mean_losses, strict=True)),
                   "consistency_weight": tc.consistency_max * weight_factor},
             steps=self.state.step, lr=tc.lr * lr_factor, train_s=train_s, val_s=val_s,
-            carbon=self.carbon, psds_s=psds_s)
+            carbon=self.carbon, psds_s=psds_s, test=test or {}, test_s=test_s)
         forecast = predict_run([*self.history, record], metric=self.cfg.stop.metric,
                                max_epochs=tc.epochs)
         return dataclasses.replace(record, forecast=forecast.as_dict())
@@ -159,6 +163,7 @@ def open_session(group: Group, cfg: config.RunConfig, run_dir: Path, device: tor
         if resume:
             group.on_main(lambda: preflight.check_resume_config(run, cfg, force=force))
         ds = _load(group, cfg, report)
+        group.each(lambda: _check_test(ds, cfg))
         weak = group.each(lambda: protocol.weak_sets(ds, cfg))
         report(protocol.describe_split(weak, cfg))
         group.each(m.start)
@@ -186,7 +191,8 @@ def open_session(group: Group, cfg: config.RunConfig, run_dir: Path, device: tor
         val = validation_tensors(ds.validation, device, clip_s=cfg.features.clip_s,
                                  heldout=weak.heldout) if group.is_main else None
         s = Session(cfg, run, device, group, m, policy, writer, state, data, val, shares,
-                    n_steps, report, recipe_name, _clips(ds, weak), ds.left_out(), carbon)
+                    n_steps, report, recipe_name, _clips(ds, weak), ds.left_out(), carbon,
+                    test=_test_tensors(ds, cfg, device) if group.is_main else None)
         if resume:
             _restore(s)
         yield s
@@ -203,6 +209,21 @@ def _clips(ds: Dataset, weak: protocol.WeakSets) -> dict[str, int]:
     if weak.heldout is not None:
         out["weak_validation"] = len(weak.heldout)
     return out
+
+
+def _check_test(ds: Dataset, cfg: config.RunConfig) -> None:
+    if cfg.eval.test and ds.test is None:
+        raise GreensedError(f"[eval] test = true, but the dataset at {ds.root} has no test "
+                            "subset (docs/data.md: a synthetic preset with n_test, or the "
+                            "layout's test folder); set it to false or add one")
+
+
+def _test_tensors(ds: Dataset, cfg: config.RunConfig, device: torch.device
+                  ) -> dict[str, Any] | None:
+    """The held-out test subset's tensors under [eval] test, else None."""
+    if not cfg.eval.test or ds.test is None:
+        return None
+    return validation_tensors(ds.test, device, clip_s=cfg.features.clip_s)
 
 
 def _load(group: Group, cfg: config.RunConfig, report: Reporter) -> Dataset:

@@ -151,10 +151,7 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
         out[f"{name}_weak_f1"] = float(w_macro)
         if psds_on(cfg):
             t0 = time.perf_counter()
-            files = val.get("files") or [str(i) for i in range(len(probs))]
-            ps = psds_scores(probs, val["events"], files, list(CLASSES), durations_s=durations,
-                             median_window=ec.median_window, frame_s=model_frame_s(cfg))
-            out[f"{name}_psds1"], out[f"{name}_psds2"] = ps["psds1"], ps["psds2"]
+            out.update(_psds(name, probs, val, cfg))
             psds_s += time.perf_counter() - t0
         held = val.get("heldout")
         if held is not None:
@@ -165,6 +162,43 @@ def validate(student: nn.Module, teacher: nn.Module, val: dict[str, Any],
         out[OBJECTIVE] = out["student_weak_f1_heldout"] + out["student_f1_05"]
     if psds_on(cfg):
         out[PSDS_TIME] = psds_s
+    student.train()
+    teacher.train()
+    return out
+
+
+def _psds(name: str, probs: np.ndarray, tensors: dict[str, Any], cfg: config.RunConfig
+          ) -> dict[str, float]:
+    """``<name>_psds1`` and ``<name>_psds2`` of frame probabilities on ``tensors``."""
+    files = tensors.get("files") or [str(i) for i in range(len(probs))]
+    ps = psds_scores(probs, tensors["events"], files, list(CLASSES),
+                     durations_s=tensors.get("durations", cfg.features.clip_s),
+                     median_window=cfg.eval.median_window, frame_s=model_frame_s(cfg))
+    return {f"{name}_psds1": ps["psds1"], f"{name}_psds2": ps["psds2"]}
+
+
+# The keys of EpochRecord.test (docs/runlog.md): intersection F1 at eval.dtc/gtc (0.7)
+# and threshold 0.5 of each model on the held-out test subset, and, when the run scores
+# PSDS every epoch (psds_on), TEST_PSDS too.
+TEST_SCORES = ("student_f1", "teacher_f1")
+TEST_PSDS = ("student_psds1", "student_psds2", "teacher_psds1", "teacher_psds2")
+
+
+def score_test_set(student: nn.Module, teacher: nn.Module, test: dict[str, Any],
+                   cfg: config.RunConfig) -> dict[str, float]:
+    """Both models' scores on the held-out test subset (``[eval] test``; tensors from
+    ``validation_tensors``): record.test, which no decision reads."""
+    ec = cfg.eval
+    durations = test.get("durations", cfg.features.clip_s)
+    out: dict[str, float] = {}
+    for name, model in (("student", student), ("teacher", teacher)):
+        strong, _ = predict(model, test["mels"], precision=cfg.train.precision)
+        probs = strong.float().cpu().numpy()
+        res = intersection_f1(detections(probs, cfg), test["events"], n_classes=len(CLASSES),
+                              durations_s=durations, dtc=ec.dtc, gtc=ec.gtc, cttc=ec.cttc)
+        out[f"{name}_f1"] = float(res.macro_f1)
+        if psds_on(cfg):
+            out.update(_psds(name, probs, test, cfg))
     student.train()
     teacher.train()
     return out
