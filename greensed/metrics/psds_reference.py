@@ -15,7 +15,14 @@ import numpy as np
 
 from greensed.errors import DataError, GreensedError
 from greensed.metrics.events import Events
-from greensed.metrics.psds import PSDS1, PSDS2, _reference_events, _snap_to_grid, threshold_grid
+from greensed.metrics.psds import (
+    PSDS1,
+    PSDS2,
+    _durations,
+    _reference_events,
+    _snap_to_grid,
+    threshold_grid,
+)
 
 __all__ = ["psds_scores_reference"]
 
@@ -69,27 +76,9 @@ def psds_scores_reference(
     median_window: int = 7,
     frame_s: float = 0.064,
 ) -> dict[str, Any]:
-    """``greensed.metrics.psds.psds_scores``, computed with sed_scores_eval.
-
-    ``files[i]`` names clip i and ``classes[k]`` class k of both ``frame_probs`` and
-    ``ground_truth``. Frame t spans ``[t * frame_s, (t + 1) * frame_s)``. The
-    probabilities are median-filtered over ``median_window`` frames (scipy's reflect
-    border, as the baseline's decoder; 1 disables it) and, unless ``n_thresholds`` is
-    None, snapped to the baseline's threshold grid.
-
-    ``durations_s`` (one value, or one per file; Subset.metric_durations_s) ends each
-    clip: only the frames that start before it are scored, the last one cut at it, as
-    the baseline's score dataframes truncate a padded clip. The zero padding of a short
-    clip is therefore never scored, and its eFPR counts only its real duration.
-
-    Classes without a reference event are left out (PSDS has no TPR for them) and
-    named in ``"classes_without_ground_truth"``. With a single class left, PSDS2 has no
-    cross-trigger term (a cross-trigger needs another class) and is computed without
-    its CTTC, which is its exact value; ``"cross_triggers_scored"`` says so.
-
-    Returns ``{"psds1", "psds2"}`` (floats in [0, 1]), ``"psds1_class"`` and
-    ``"psds2_class"`` (per-class values by name) and the settings used.
-    """
+    """``greensed.metrics.psds.psds_scores``, computed with sed_scores_eval: the same
+    arguments, checks and result (that function's docstring says what each means); the
+    oracle that the tests and benchmarks/psds_speed.py hold the fast one to."""
     scipy_ndimage, create_score_dataframe, sse_psds = _import_psds_modules()
     probs = np.asarray(frame_probs, dtype=np.float64)
     if probs.ndim != 3 or probs.shape[:2] != (len(files), len(classes)):
@@ -103,15 +92,7 @@ def psds_scores_reference(
     if n_thresholds is not None:
         probs = _snap_to_grid(probs, threshold_grid(n_thresholds))
 
-    durations = np.asarray(durations_s, dtype=np.float64)
-    durations = np.broadcast_to(durations, (len(files),)) if durations.ndim == 0 else durations
-    if durations.shape != (len(files),):
-        raise DataError(f"durations_s has shape {durations.shape}; need one per file")
-    bad = ~(np.isfinite(durations) & (durations > 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"PSDS: {files[i]}: duration must be a positive number "
-                        f"({durations[i]!r} s)")
+    durations = _durations(durations_s, files)
     n_frames = probs.shape[2]
     edges = np.arange(n_frames + 1) * frame_s
     # Frames starting before each clip's end, compared at sed_scores_eval's 6 decimals so

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import lfilter
 
-from greensed.stopping.curves import MIN_POINTS, FamilyFit, _fits, akaike_weights
+from greensed.stopping.curves import MIN_POINTS, FamilyFit, _fits, akaike_weights, clean_pairs
 
 # Monte Carlo draws per forecast: the 2.5 % quantile from 1000 draws moves by
 # about 0.1 of the interval's half-width between seeds.
@@ -256,16 +256,7 @@ def forecast_best(epochs: Sequence[float], values: Sequence[float], horizon: int
                   ) -> BestForecast:
     """The best value observed by ``horizon`` and the curve there, from (epoch, value)
     pairs; the pairs are cleaned as ``curves.forecast_curve`` does. Never raises."""
-    pairs: dict[float, float] = {}
-    for e, v in zip(epochs, values, strict=True):
-        try:
-            ef, vf = float(e), float(v)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(ef) and ef >= 1.0 and math.isfinite(vf):
-            pairs[ef] = vf
-    xs = tuple(sorted(pairs))
-    return _forecast_best(xs, tuple(pairs[e] for e in xs), int(horizon))
+    return _forecast_best(*clean_pairs(epochs, values), int(horizon))
 
 
 def clear_cache() -> None:

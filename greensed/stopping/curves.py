@@ -326,6 +326,12 @@ def forecast_curve(
     Memoized on the exact inputs (an offline replay asks for every prefix, once
     per policy setting).
     """
+    return _forecast(*clean_pairs(epochs, values), int(horizon))
+
+
+def clean_pairs(epochs: Sequence[float], values: Sequence[float]
+                ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The finite (epoch >= 1, value) pairs, by epoch; a repeated epoch keeps its last."""
     pairs: dict[float, float] = {}
     for e, v in zip(epochs, values, strict=True):
         try:
@@ -335,7 +341,7 @@ def forecast_curve(
         if math.isfinite(ef) and ef >= 1.0 and math.isfinite(vf):
             pairs[ef] = vf
     xs = tuple(sorted(pairs))
-    return _forecast(xs, tuple(pairs[e] for e in xs), int(horizon))
+    return xs, tuple(pairs[e] for e in xs)
 
 
 def clear_cache() -> None:
