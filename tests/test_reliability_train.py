@@ -19,7 +19,7 @@ from greensed.errors import ConfigError, GreensedError
 from greensed.runlog import RunDir, RunStatus
 from greensed.train import step as step_mod
 from greensed.train.loop import train
-from greensed.train.validate import HELDOUT_METRICS, METRICS
+from greensed.train.validate import HELDOUT_METRICS, METRICS, PSDS_METRICS
 
 # Trains or spawns trainers: left out of `make test-fast`.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -160,9 +160,10 @@ def test_unavailable_meter_is_never_a_silent_zero(tiny_dataset, tmp_path):
     assert r.energy_kwh is None and r.cumulative_kwh is None and r.avg_power_w is None
     assert r.energy_methods == {"all": "unavailable"}
     # The names stop.metric is checked against are those a record really has (the
-    # greensed protocol holds no weak clips out; test_desed_train_cli has the others).
+    # greensed protocol holds no weak clips out; test_desed_train_cli has the others;
+    # PSDS only with [validate] psds, test_metrics_psds_epoch).
     assert {k for k, v in r.metrics.items() if not isinstance(v, list)} == \
-        set(METRICS) - set(HELDOUT_METRICS)
+        set(METRICS) - set(HELDOUT_METRICS) - set(PSDS_METRICS)
     assert r.energy_status.startswith("unavailable: ")
     assert res.summary.total_kwh is None and res.summary.finished
     assert RunDir(run).read_summary().total_kwh is None
