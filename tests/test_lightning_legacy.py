@@ -39,7 +39,7 @@ EXTRA = {"1.5.10": ["pyDeprecate==0.3.2"], "1.6.5": ["pyDeprecate==0.3.2"]}
 def provision(version: str, package: str = "pytorch_lightning") -> Path:
     """``package`` ``version`` in a folder of its own (made once, atomically)."""
     target = ENVS / f"{package}-{version}"
-    if (target / "pytorch_lightning").is_dir():
+    if (target / package).is_dir():  # the package's own import folder: made before
         return target
     ENVS.mkdir(exist_ok=True)
     tmp = ENVS / f".{target.name}.{os.getpid()}"
@@ -54,7 +54,10 @@ def provision(version: str, package: str = "pytorch_lightning") -> Path:
                  if ln.strip() and not ln.startswith("WARNING: Location")]
         pytest.skip(f"{package} {version} not installable from the package index: "
                     f"{lines[-1] if lines else res.returncode}")
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except OSError:  # another run made it meanwhile: keep that one
+        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
