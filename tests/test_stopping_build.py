@@ -178,7 +178,10 @@ def test_default_names_the_recommended_policy_everywhere():
     # Another policy beside it, and a flag after it, still apply.
     both = stop_flags(StopConfig(), stop=["default"], budget_kwh=0.5)
     assert both.policies == (*expected.policies, "budget") and both.budget.kwh == 0.5
-    assert parse_spec("default", StopConfig(metric="student_f1")).metric == "student_f1"
+    from greensed.stopping.build import DEFAULT_WATCHES
+
+    for metric in ("student_f1", "teacher_f1"):  # the default's own metric, whatever the recipe's
+        assert parse_spec("default", StopConfig(metric=metric)).metric == DEFAULT_WATCHES
 
 
 def test_default_watches_the_metric_it_was_chosen_on_in_every_entry_point():
@@ -186,30 +189,33 @@ def test_default_watches_the_metric_it_was_chosen_on_in_every_entry_point():
     from greensed.stopping.build import DEFAULT_SETTING, DEFAULT_SPEC, DEFAULT_WATCHES
     from greensed.study.replay import parse_policy_spec
 
-    assert DEFAULT_WATCHES == "student_f1" and DEFAULT_SPEC.startswith(DEFAULT_SETTING)
-    recipe = StopConfig(metric="teacher_f1", policies=("default",))  # a recipe's own metric
+    assert DEFAULT_SPEC == f"{DEFAULT_SETTING},metric={DEFAULT_WATCHES}"
+    other = "student_f1" if DEFAULT_WATCHES == "teacher_f1" else "teacher_f1"
+    recipe = StopConfig(metric=other, policies=("default",))  # a recipe's own metric
     watched = {
-        "train": stop_flags(StopConfig(metric="teacher_f1"), stop=["default"]).metric,
+        "train": stop_flags(StopConfig(metric=other), stop=["default"]).metric,
         "recipe": build_policy(recipe, 40).policies[0].metric,
-        "replay": parse_policy_spec("default", StopConfig(metric="teacher_f1")).cfg.metric,
+        "replay": parse_policy_spec("default", StopConfig(metric=other)).cfg.metric,
         "library": make_policy("default", max_epochs=40).policies[0].metric,
         # the Lightning callback builds with its monitor as the fill-in metric
         "lightning": make_policy("default", max_epochs=40, metric="val_f1").policies[0].metric,
     }
     assert set(watched.values()) == {DEFAULT_WATCHES}, watched
     # an explicit --metric flag still wins
-    assert stop_flags(StopConfig(), stop=["default"], metric="teacher_f1").metric == "teacher_f1"
-    # and the stop reason names the metric
-    flat = [EpochRecord(epoch=i, metrics={"student_f1": 0.5, "teacher_f1": 0.9})
-            for i in range(1, 18)]
-    d = make_policy("default", max_epochs=40).decide(flat)
-    assert d.stop and "student_f1 did not improve" in d.reason
+    assert stop_flags(StopConfig(), stop=["default"], metric=other).metric == other
+    # and the stop reason names the metric: flat on it, rising on the other
+    flat = [EpochRecord(epoch=i, metrics={DEFAULT_WATCHES: 0.5, other: 0.01 * i})
+            for i in range(1, 40)]
+    d = make_policy("default", max_epochs=60).decide(flat)
+    assert d.stop and f"{DEFAULT_WATCHES} did not improve" in d.reason
 
 
 def test_the_lightning_callback_watches_the_defaults_metric():
+    from greensed.stopping.build import DEFAULT_WATCHES
+
     L = pytest.importorskip("greensed.lightning")
     cb = L.EnergyEarlyStopping(stop="default", monitor="val_f1", meter="none")
-    assert watched_metrics(cb._policy(40)) == ["student_f1"]
+    assert watched_metrics(cb._policy(40)) == [DEFAULT_WATCHES]
     # no monitor needed: the default names its metric
     assert watched_metrics(L.EnergyEarlyStopping(stop="default", meter="none")._policy(40)) == [
-        "student_f1"]
+        DEFAULT_WATCHES]

@@ -218,7 +218,8 @@ def bench_policies_cmd(
     corpus: list[str] = typer.Argument(..., metavar="RUN_DIR", help="Full-length runs (no early stop), or folders of them, e.g. benchmarks/curves."),
     metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 loss is measured on (default: the runs' own watched metric)."),
     checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", metavar="METRIC", help="Metric that picks the kept checkpoint (default: --metric)."),
-    max_loss: float = typer.Option(0.02, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative loss (kept test loss where the runs have test scores, else of the validation max) a setting chosen on the other seeds' runs may have."),
+    max_loss: float = typer.Option(0.01, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative loss (kept test loss where the runs have test scores, else of the validation max) a setting chosen on the other seeds' runs may have."),
+    max_too_early: float = typer.Option(0.05, "--max-too-early", min=0.0, max=1.0, metavar="FRACTION", help="Largest share of those runs whose loss is above 2 % a chosen setting may have."),
     out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Write outcomes.csv, settings.csv and pareto.png into this folder (default: no files, the tables only)."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
@@ -236,7 +237,7 @@ def bench_policies_cmd(
         write_outcomes_csv,
         write_summary_csv,
     )
-    from greensed.study.calibration import calibration_tables, checks
+    from greensed.study.calibration import calibration_tables, held_out_checks
 
     t0 = time.monotonic()
     runs, warnings = B.load_corpus(corpus, metric=metric, checkpoint_metric=checkpoint_metric)
@@ -245,10 +246,10 @@ def bench_policies_cmd(
     settings, left_out = _settings_that_apply(default_grid(runs[0].metric, runs), runs)
     for w in left_out:
         typer.echo(f"warning: {w}", err=True)
-    result = B.run_benchmark(runs, settings, max_loss=max_loss)
+    result = B.run_benchmark(runs, settings, max_loss=max_loss, max_too_early=max_too_early)
     table = bench_table(result)
     table.notes += left_out
-    emit_tables([table, *calibration_tables(checks(runs, runs[0].metric))], fmt)
+    emit_tables([table, *calibration_tables(held_out_checks(runs, runs[0].metric))], fmt)
     n_settings = len({o.setting.label for o in result.outcomes})
     done = (f"{count(n_settings, 'setting')} x {count(len(runs), 'run')} in "
             f"{time.monotonic() - t0:.1f} s")

@@ -14,9 +14,12 @@ Akaike-weighted ensemble of ``curves.py``:
 - the curve's uncertainty along the whole path to the horizon, by the delta
   method (parameter draws delta ~ N(0, pcov), path = curve + J(t) delta: the
   linearised draws do not depend on how a family is written), with ``pcov``
-  scaled by (1 + phi) / (1 - phi): autocorrelated residuals carry less
-  information than curve_fit's independent-error covariance assumes (the
-  long-run variance of an AR(1), Box & Jenkins);
+  scaled by ((1 + phi) / (1 - phi)) ** AUTOCORR_POWER: autocorrelated
+  residuals carry less information than curve_fit's independent-error
+  covariance assumes (power 1: the long-run variance of an AR(1), Box &
+  Jenkins), but an imperfect curve's own misfit also looks autocorrelated, so
+  the full factor over-widens; the power is chosen by the calibration's
+  held-out folds (greensed.study.calibration, docs/forecast.md);
 - Monte Carlo paths of curve + noise from the last epoch to the horizon, the
   noise starting from the last residual; the best observed by the horizon is
   max(best observed so far, the path's maximum).
@@ -46,6 +49,11 @@ _SEED = 20150725  # fixed: a pure function of the history
 _PHI_MAX = 0.9
 # The recent residuals the noise model is estimated from (at least this many).
 _NOISE_MIN_POINTS = 8
+# The power of the AR(1) variance factor on the curve's covariance: the one the
+# calibration's leave-one-seed-out choice picks on benchmarks/curves-v2 among
+# AUTOCORR_POWERS (tests/test_curves_v2_corpus.py checks it).
+AUTOCORR_POWERS = (0.0, 0.5, 1.0)
+AUTOCORR_POWER = 0.5
 _CACHE_SIZE = 4096
 
 
@@ -78,13 +86,14 @@ class BestForecast:
     _now: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     _end: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     _key: tuple[tuple[float, ...], tuple[float, ...]] = field(default=((), ()), repr=False)
+    _power: float = field(default=AUTOCORR_POWER, repr=False)
 
     @property
     def _best(self) -> np.ndarray:
         """Draws of the best value observed by the horizon."""
         if not self.meaningful:
             return np.full(1, math.nan)
-        return _best_draws(*self._key, self.horizon)
+        return _best_draws(*self._key, self.horizon, self._power)
 
     def _q(self, p: float) -> float:
         return math.nan if not self.meaningful else float(np.quantile(self._best, p))
@@ -181,8 +190,8 @@ class _Model:
     curve: np.ndarray  # DRAWS x (horizon - last + 1), from the last epoch
 
 
-def _model(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
-           ) -> _Model | str:
+def _model(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int,
+           power: float) -> _Model | str:
     """The model, or why there is none."""
     x = np.asarray(epochs, dtype=float)
     y = np.asarray(values, dtype=float)
@@ -206,7 +215,7 @@ def _model(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
     fitted = w @ np.clip(np.stack([at_x for _, at_x, _, _ in fits]), 0.0, 1.0)
     recent = max(_NOISE_MIN_POINTS, n // 2)
     sd, phi = ar1((y - fitted)[-recent:])
-    inflate = (1.0 + phi) / (1.0 - phi)
+    inflate = ((1.0 + phi) / (1.0 - phi)) ** power
     rng = np.random.default_rng(_SEED)
     counts = rng.multinomial(DRAWS, w)
     curve = np.concatenate([
@@ -218,9 +227,9 @@ def _model(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _forecast_best(epochs: tuple[float, ...], values: tuple[float, ...],
-                   horizon: int) -> BestForecast:
+                   horizon: int, power: float) -> BestForecast:
     last = int(epochs[-1]) if epochs else 0
-    m = _model(epochs, values, horizon)
+    m = _model(epochs, values, horizon, power)
     if isinstance(m, str):
         return _not_meaningful(m, last, horizon)
     at_h = m.curve[:, -1]
@@ -231,15 +240,15 @@ def _forecast_best(epochs: tuple[float, ...], values: tuple[float, ...],
         curve_lo50=float(c[0]), curve_hi50=float(c[1]), curve_lo95=float(c[2]),
         curve_hi95=float(c[3]), noise_std=m.sd, noise_phi=m.phi,
         _now=m.curve[:, 0].astype(np.float32), _end=at_h.astype(np.float32),
-        _key=(epochs, values))
+        _key=(epochs, values), _power=power)
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE // 4)
-def _best_draws(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int
-                ) -> np.ndarray:
+def _best_draws(epochs: tuple[float, ...], values: tuple[float, ...], horizon: int,
+                power: float) -> np.ndarray:
     """Draws of the best value observed by the horizon: max(best so far, curve + AR(1)
     noise from the last residual, e_t = phi e_(t-1) + sqrt(1 - phi^2) sd eps_t)."""
-    m = _model(epochs, values, horizon)
+    m = _model(epochs, values, horizon, power)
     assert not isinstance(m, str)
     observed = float(np.max(m.y))
     ahead = m.curve[:, 1:]
@@ -252,11 +261,13 @@ def _best_draws(epochs: tuple[float, ...], values: tuple[float, ...], horizon: i
     return np.maximum(observed, np.max(ahead + noise, axis=1).clip(0.0, 1.0))
 
 
-def forecast_best(epochs: Sequence[float], values: Sequence[float], horizon: int
-                  ) -> BestForecast:
+def forecast_best(epochs: Sequence[float], values: Sequence[float], horizon: int, *,
+                  autocorr_power: float | None = None) -> BestForecast:
     """The best value observed by ``horizon`` and the curve there, from (epoch, value)
-    pairs; the pairs are cleaned as ``curves.forecast_curve`` does. Never raises."""
-    return _forecast_best(*clean_pairs(epochs, values), int(horizon))
+    pairs; the pairs are cleaned as ``curves.forecast_curve`` does. ``autocorr_power``
+    (default AUTOCORR_POWER): the calibration's choices only. Never raises."""
+    power = AUTOCORR_POWER if autocorr_power is None else float(autocorr_power)
+    return _forecast_best(*clean_pairs(epochs, values), int(horizon), power)
 
 
 def clear_cache() -> None:

@@ -49,9 +49,11 @@ def _curve(history: History, metric: str, horizon: int, warmup_epochs: int = 0) 
     return forecast_curve(*_points(history, metric, warmup_epochs), horizon)
 
 
-def _best(history: History, metric: str, horizon: int, warmup_epochs: int = 0) -> BestForecast:
+def _best(history: History, metric: str, horizon: int, warmup_epochs: int = 0,
+          autocorr_power: float | None = None) -> BestForecast:
     """The forecast of the best ``metric`` observed by ``horizon`` (curve + AR(1) noise)."""
-    return forecast_best(*_points(history, metric, warmup_epochs), horizon)
+    return forecast_best(*_points(history, metric, warmup_epochs), horizon,
+                         autocorr_power=autocorr_power)
 
 
 def _recent_median(history: History, key: str, window: int) -> float | None:
@@ -175,10 +177,12 @@ class Forecast(Watched, ForecastParams, Watching):
             return CONTINUE
         return Decision(True, self.name, head() + "".join(why) + ")")
 
-    def forecasts(self, history: History) -> BestForecast | None:
+    def forecasts(self, history: History, *, autocorr_power: float | None = None
+                  ) -> BestForecast | None:
         """The forecast ``decide`` reads on ``history``, when it reads one (after
         ``min_epochs``, before the cap, meaningful); else None. For
-        ``greensed replay --forecast-csv`` and calibration."""
+        ``greensed replay --forecast-csv`` and calibration (which alone sets
+        ``autocorr_power``, curve_noise.AUTOCORR_POWER otherwise)."""
         if not history:
             return None
         last = history[-1].epoch
@@ -186,7 +190,8 @@ class Forecast(Watched, ForecastParams, Watching):
             return None
         if not _curve(history, self.metric, self.max_epochs, self.warmup_epochs).meaningful:
             return None
-        best = _best(history, self.metric, self.max_epochs, self.warmup_epochs)
+        best = _best(history, self.metric, self.max_epochs, self.warmup_epochs,
+                     autocorr_power)
         return best if best.meaningful else None
 
 

@@ -26,6 +26,11 @@ from greensed.study.runs import read_config
 
 # A relative F1 loss above this is "stopped too early" (the goal's tolerance).
 TOO_EARLY = 0.02
+# What a chosen setting may give up, on the runs it is chosen on: a mean judged loss of
+# at most MAX_LOSS, and at most MAX_TOO_EARLY of the runs above TOO_EARLY (the goal
+# greensed's default is held to; `bench-policies --max-loss/--max-too-early`).
+MAX_LOSS = 0.01
+MAX_TOO_EARLY = 0.05
 
 
 @dataclass(frozen=True)
@@ -215,12 +220,13 @@ class Aggregate:
         return self.loss
 
 
-def choose(aggs: Sequence[Aggregate], max_loss: float, by_test: bool = False
-           ) -> Aggregate | None:
+def choose(aggs: Sequence[Aggregate], max_loss: float, by_test: bool = False,
+           max_too_early: float = 1.0) -> Aggregate | None:
     """The setting that saves most with a mean judged loss (kept test loss, or the
-    validation-max loss) <= max_loss (ties: the fewer too-early stops, then the first
-    in the grid's order)."""
-    ok = [a for a in aggs if a.judged(by_test) <= max_loss]
+    validation-max loss) <= max_loss and at most max_too_early of its runs above
+    TOO_EARLY (ties: the fewer too-early stops, then the first in the grid's order)."""
+    ok = [a for a in aggs
+          if a.judged(by_test) <= max_loss and a.too_early <= max_too_early + 1e-12]
     return max(ok, key=lambda a: (round(a.saved, 9), -a.too_early)) if ok else None
 
 
@@ -260,6 +266,7 @@ class Benchmark:
     runs: list[CurveRun]
     outcomes: list[Outcome]
     max_loss: float
+    max_too_early: float
     # Choices are judged on kept test loss when every run has test scores, else on
     # the validation-max loss (the table says which).
     by_test: bool
@@ -271,23 +278,29 @@ class Benchmark:
     # The default's candidate: of the portable settings, the one chosen in each fold
     # (across families), on its held-out runs.
     default: HeldOut | None = None
+    # The same rule on every run: the setting the benchmark recommends (greensed's
+    # DEFAULT_SETTING when it is this corpus's choice); ``default`` estimates what
+    # choosing so gives on runs it has not seen.
+    final: Aggregate | None = None
     unchosen: dict[str, list[int]] = field(default_factory=dict)  # family -> folds w/o one
 
 
 def run_benchmark(runs: list[CurveRun], settings: Sequence[Setting], *,
-                  max_loss: float = TOO_EARLY) -> Benchmark:
+                  max_loss: float = MAX_LOSS, max_too_early: float = MAX_TOO_EARLY
+                  ) -> Benchmark:
     """Replay every setting on every run; choose by leave-one-seed-out cross-validation:
     for each seed, each family's setting (and the default's, among the portable ones) is
     chosen on the other seeds' runs and reported on that seed's. A family's held-out
     figures pool its folds (each run once); a fold where nothing is within ``max_loss``
-    is named in ``unchosen`` and its runs are left out of that family's figures."""
+    and ``max_too_early`` is named in ``unchosen`` and its runs are left out of that
+    family's figures. ``final`` is the default's rule applied to every run."""
     seeds = tuple(sorted({r.seed for r in runs if r.seed is not None}))
     if len(seeds) < 2:
         raise GreensedError(f"leave-one-seed-out needs runs of at least 2 seeds, not {seeds}")
     # Run by run: a run's forecasts stay in the memo while its settings replay.
     outs = [outcome(s, r) for r in runs for s in settings]
     by_test = all(r.has_test for r in runs)
-    bench = Benchmark(runs, outs, max_loss, by_test, seeds)
+    bench = Benchmark(runs, outs, max_loss, max_too_early, by_test, seeds)
     by_setting: dict[str, list[Outcome]] = {}
     for o in outs:
         by_setting.setdefault(o.setting.label, []).append(o)
@@ -303,7 +316,7 @@ def run_benchmark(runs: list[CurveRun], settings: Sequence[Setting], *,
         for name, group in groups.items():
             if not group:
                 continue
-            best = choose([tuned[s.label] for s in group], max_loss, by_test)
+            best = choose([tuned[s.label] for s in group], max_loss, by_test, max_too_early)
             if best is None:
                 bench.unchosen.setdefault(name, []).append(seed)
                 continue
@@ -320,6 +333,8 @@ def run_benchmark(runs: list[CurveRun], settings: Sequence[Setting], *,
     for s in settings:
         if s.oracle:
             bench.oracles[s.label] = HeldOut.of(by_setting[s.label], (), by_test)
+    bench.final = choose([Aggregate.of(s, by_setting[s.label], by_test) for s in settings
+                          if s.portable], max_loss, by_test, max_too_early)
     return bench
 
 

@@ -27,8 +27,9 @@ def bench_table(bench: Benchmark) -> Table:
     held out once (leave-one-seed-out), means with bootstrap 95 % intervals."""
     judged = "kept test loss" if bench.by_test else "validation-max loss"
     t = Table(f"Policies on {count(len(bench.runs), 'run')}, each held out once (settings "
-              f"chosen on the other seeds' runs with mean {judged} <= {bench.max_loss:.0%}; "
-              "means and bootstrap 95 % intervals over runs)",
+              f"chosen on the other seeds' runs: the most saving with mean {judged} <= "
+              f"{bench.max_loss:.0%} and at most {bench.max_too_early:.0%} of runs above "
+              f"{B.TOO_EARLY:.0%}; means and bootstrap 95 % intervals over runs)",
               ["Family", "Chosen (held-out seed: setting)", "Saved", "Kept test loss",
                "Val-max loss", f"Runs > {B.TOO_EARLY:.0%}", "Stop epoch"], key_columns=2)
     rows = [("oracle", label, h) for label, h in bench.oracles.items()]
@@ -40,8 +41,18 @@ def bench_table(bench: Benchmark) -> Table:
     for family, label, h in rows:
         t.add([family, label, _ci(h.saved), _ci(h.kept_test_loss), _ci(h.loss),
                f"{h.too_early:.0%} of {h.runs}", f"{h.stop_epoch:.1f}"])
+    if bench.final is not None:
+        f = bench.final
+        t.notes.append(f"Chosen on all {count(f.runs, 'run')} by the default's rule: "
+                       f"{f.setting.label} (saved {_pct(f.saved)}, {judged} "
+                       f"{_pct(f.judged(bench.by_test))}, "
+                       f"{f.too_early:.0%} of runs above {B.TOO_EARLY:.0%}); the default row "
+                       "estimates what this choice gives on runs it has not seen.")
+    else:
+        t.notes.append("No portable setting is within the limits on all runs: no default "
+                       "to recommend from this corpus.")
     for family, folds in bench.unchosen.items():
-        t.notes.append(f"{family}: no setting within {bench.max_loss:.0%} when seed"
+        t.notes.append(f"{family}: no setting within the limits when seed"
                        f"{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))} "
                        "held out; those runs are not in its figures.")
     t.notes.append(

@@ -3,8 +3,12 @@ run and every epoch from the forecast's ``min_epochs`` to the cap, the forecast 
 the best value observed by the cap is set against the run's realised best
 (``greensed bench-policies`` prints the table; docs/forecast.md).
 
-The forecast has no parameter tuned on the corpus, so every run is held out.
-Coverage counts a forecast whose interval contains the realised best. Late in a
+The forecast has one parameter chosen on data, the power of the AR(1) variance
+factor on its fitted curve's covariance (curve_noise.AUTOCORR_POWER): it is
+chosen by leave-one-seed-out, as the policies are, so every run's forecasts are
+judged under the power chosen on the other seeds' runs (the one that brings the
+95 % and the atom-split 50 % coverage closest to their levels). Coverage counts
+a forecast whose interval contains the realised best. Late in a
 run the forecast puts an atom at "the best so far stays the best"; its central
 50 % interval then holds that atom, and covers more than half the time by
 construction; the "atom split" column counts instead the share of the atom's
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from greensed.stopping import Forecast
+from greensed.stopping.curve_noise import AUTOCORR_POWER, AUTOCORR_POWERS
 from greensed.study.bench import CurveRun
 from greensed.study.tables import Table
 
@@ -35,6 +40,7 @@ class Check:
     """One forecast against what the run then observed."""
 
     run: str
+    seed: int | None
     epoch: int
     cap: int
     in95: bool
@@ -52,7 +58,7 @@ def _split(lo: float, hi: float) -> float:
 
 def checks(runs: Sequence[CurveRun], metric: str, *, min_epochs: int = 10,
            warmup_epochs: int = 0, rel_gain: float = 0.01,
-           max_forecasts: int = 2000) -> list[Check]:
+           max_forecasts: int = 2000, autocorr_power: float | None = None) -> list[Check]:
     """The forecasts of every run after ``min_epochs`` and before the cap: every epoch's,
     or every k-th epoch's where there would be more than ``max_forecasts`` (each costs
     its noise paths, tens of ms; neighbouring epochs' forecasts are alike)."""
@@ -66,11 +72,11 @@ def checks(runs: Sequence[CurveRun], metric: str, *, min_epochs: int = 10,
         values = [v for v in run.f1 if v is not None]
         realised = max(values)
         for i in range(1, cap, step):
-            fc = policy.forecasts(run.records[:i])
+            fc = policy.forecasts(run.records[:i], autocorr_power=autocorr_power)
             if fc is None:
                 continue
             lo, hi = fc.cdf(realised)
-            out.append(Check(run.label, run.records[i - 1].epoch, cap,
+            out.append(Check(run.label, run.seed, run.records[i - 1].epoch, cap,
                              fc.lo95 <= realised <= fc.hi95, fc.lo50 <= realised <= fc.hi50,
                              _split(lo, hi), fc.prob_gain_above(rel_gain),
                              realised > fc.observed_best * (1.0 + rel_gain)))
@@ -84,12 +90,64 @@ def coverage(cs: Sequence[Check]) -> tuple[float, float, float]:
             m(c.in50_split for c in cs))
 
 
-def calibration_tables(cs: Sequence[Check], rel_gain: float = 0.01) -> list[Table]:
+def miscalibration(cs: Sequence[Check]) -> float:
+    """How far the 95 % and the 50 % (atom split) coverage are from their levels
+    (infinite without a forecast)."""
+    if not cs:
+        return math.inf
+    c95, _, c50 = coverage(cs)
+    return abs(c95 - 0.95) + abs(c50 - 0.5)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Every run's forecasts under the power chosen without its seed."""
+
+    checks: tuple[Check, ...]
+    chosen: tuple[tuple[int, float], ...]  # (held-out seed, power chosen on the others)
+    final: float  # the power chosen on every run (what AUTOCORR_POWER should be)
+
+
+def choose_power(by_power: dict[float, Sequence[Check]]) -> HeldOut:
+    """Leave-one-seed-out: for each seed, the power whose forecasts on the other seeds'
+    runs are least miscalibrated (ties: the first given), judged on that seed's runs.
+    With fewer than 2 seeds there are no folds: the shipped power's checks."""
+    powers = list(by_power)
+    first = by_power[powers[0]]
+    seeds = sorted({c.seed for c in first if c.seed is not None})
+
+    def best(keep: Callable[[Check], bool]) -> float:
+        return min(powers, key=lambda p: miscalibration([c for c in by_power[p] if keep(c)]))
+
+    if len(seeds) < 2:
+        shipped = by_power.get(AUTOCORR_POWER, first)
+        return HeldOut(tuple(shipped), (), AUTOCORR_POWER)
+    held, chosen = [], []
+    for seed in seeds:
+        p = best(lambda c, s=seed: c.seed != s)
+        chosen.append((seed, p))
+        held += [c for c in by_power[p] if c.seed == seed]
+    return HeldOut(tuple(held), tuple(chosen), best(lambda c: True))
+
+
+def held_out_checks(runs: Sequence[CurveRun], metric: str,
+                    powers: Sequence[float] = AUTOCORR_POWERS, *, min_epochs: int = 10,
+                    max_forecasts: int = 2000) -> HeldOut:
+    """``checks`` under each power, chosen per fold (``choose_power``)."""
+    return choose_power({p: checks(runs, metric, autocorr_power=p, min_epochs=min_epochs,
+                                   max_forecasts=max_forecasts) for p in powers})
+
+
+def calibration_tables(held: HeldOut, rel_gain: float = 0.01) -> list[Table]:
     """Coverage by epoch range, and stated probabilities of a further gain against
-    how often the gain came."""
+    how often the gain came, on the held-out forecasts."""
     pct = "{:.0%}".format
+    cs = held.checks
+    folds = "; ".join(f"{s}: {p:g}" for s, p in held.chosen)
     t = Table(f"Forecast calibration on {len({c.run for c in cs})} runs ({len(cs)} forecasts "
-              "after min_epochs): the best value observed by the cap",
+              "after min_epochs): the best value observed by the cap"
+              + (f", each seed held out once (power chosen without it: {folds})" if folds
+                 else ""),
               ["Epochs (of the cap)", "Forecasts", "95 % interval covers", "50 % covers",
                "50 % (atom split)"])
     for lo, hi in (*RANGES, (0.0, 1.0)):
@@ -102,6 +160,15 @@ def calibration_tables(cs: Sequence[Check], rel_gain: float = 0.01) -> list[Tabl
         t.notes.append("No forecast: no run is longer than the forecast's min_epochs.")
     t.notes.append("Targets: 95 % intervals cover 85-99 %, 50 % intervals 40-60 %. Atom split: "
                    "the best so far staying the best is a point mass (docs/forecast.md).")
+    if folds:
+        t.notes.append(
+            "Power: of the AR(1) factor (1 + phi) / (1 - phi) on the curve's covariance, "
+            f"chosen among {', '.join(f'{p:g}' for p in AUTOCORR_POWERS)} per fold; on every "
+            f"run {held.final:g}" + ("." if held.final == AUTOCORR_POWER else
+                                     f" (greensed's forecast uses {AUTOCORR_POWER:g})."))
+    else:
+        t.notes.append(f"Power {AUTOCORR_POWER:g} of the AR(1) factor on the curve's "
+                       "covariance (one seed: no folds to choose it on).")
     p = Table(f"Stated probability of a further gain (best by the cap > {1 + rel_gain:g} x "
               "best so far) and how often it came", ["Stated", "Forecasts", "Mean stated",
                                                      "Came true"])
