@@ -25,8 +25,8 @@ POLICIES: dict[str, type] = {"plateau": Plateau, "budget": Budget, "target": Tar
 # tables say; to tune them, name the policy itself. It watches the metric its figures
 # were obtained on, in every entry point (train, replay, the library, the Lightning
 # callback); an explicit --metric flag still overrides it, a recipe's [stop] metric not.
-DEFAULT_SETTING = "plateau:patience=15,min_delta=0.005,warmup=0"
-DEFAULT_WATCHES = "student_f1"
+DEFAULT_SETTING = "plateau:patience=8,min_delta=0.01,warmup=0"
+DEFAULT_WATCHES = "teacher_f1"
 DEFAULT_SPEC = f"{DEFAULT_SETTING},metric={DEFAULT_WATCHES}"
 POLICY_NAMES = (*POLICIES, "max-epochs", "default")
 # Short keys of the spec mini-syntax and of the flags, for a policy's parameters.

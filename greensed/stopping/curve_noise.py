@@ -53,7 +53,7 @@ _NOISE_MIN_POINTS = 8
 # calibration's leave-one-seed-out choice picks on benchmarks/curves-v2 among
 # AUTOCORR_POWERS (tests/test_curves_v2_corpus.py checks it).
 AUTOCORR_POWERS = (0.0, 0.5, 1.0)
-AUTOCORR_POWER = 0.5
+AUTOCORR_POWER = 1.0
 _CACHE_SIZE = 4096
 
 
