@@ -22,6 +22,7 @@ from greensed.cli.options import (
 )
 from greensed.numbers import count
 from greensed.stopping.params import DEFAULT_METRIC
+from greensed.study.bench import MAX_LOSS, MAX_TOO_EARLY, TOO_EARLY
 from greensed.study.report import TARGET_F1
 
 # --- study commands ------------------------------------------------------------
@@ -218,8 +219,8 @@ def bench_policies_cmd(
     corpus: list[str] = typer.Argument(..., metavar="RUN_DIR", help="Full-length runs (no early stop), or folders of them, e.g. benchmarks/curves."),
     metric: str | None = typer.Option(None, "--metric", metavar="METRIC", help=f"{METRIC_HELP}, that the policies watch and F1 loss is measured on (default: the runs' own watched metric)."),
     checkpoint_metric: str | None = typer.Option(None, "--checkpoint-metric", metavar="METRIC", help="Metric that picks the kept checkpoint (default: --metric)."),
-    max_loss: float = typer.Option(0.01, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative loss (kept test loss where the runs have test scores, else of the validation max) a setting chosen on the other seeds' runs may have."),
-    max_too_early: float = typer.Option(0.05, "--max-too-early", min=0.0, max=1.0, metavar="FRACTION", help="Largest share of those runs whose loss is above 2 % a chosen setting may have."),
+    max_loss: float = typer.Option(MAX_LOSS, "--max-loss", min=0.0, metavar="FRACTION", help="Largest mean relative loss (kept test loss where the runs have test scores, else of the validation max) a setting chosen on the other seeds' runs may have."),
+    max_too_early: float = typer.Option(MAX_TOO_EARLY, "--max-too-early", min=0.0, max=1.0, metavar="FRACTION", help=f"Largest share of those runs whose loss is above {TOO_EARLY:.0%} a chosen setting may have."),
     out: Path | None = typer.Option(None, "--out", metavar="DIR", help="Write outcomes.csv, settings.csv and pareto.png into this folder (default: no files, the tables only)."),
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help=FORMAT_HELP + "."),
 ) -> None:
