@@ -61,6 +61,8 @@ from greensed.stopping.params import DEFAULT_METRIC
 
 # The epoch cap when neither the callback nor the trainer has one (max_epochs=-1).
 NO_CAP = 10**9
+# The fill-in metric of a callback without monitor: a policy left watching it names none.
+_UNNAMED = "<monitor>"
 ENERGY_PREFIX = "energy/"
 # The packages whose trainers take the callback (the first preferred when the calling
 # code imported neither), and each one's adapter class.
@@ -128,11 +130,12 @@ class EnergyEarlyStopping:
 
     # -- set-up
     def _policy(self, cap: int) -> Policy:
-        policy = make_policy(self.stop, max_epochs=cap, metric=self.monitor or DEFAULT_METRIC,
+        policy = make_policy(self.stop, max_epochs=cap, metric=self.monitor or _UNNAMED,
                              mode=self.mode)
-        # Without monitor, a policy that names no metric of its own cannot know which.
-        unnamed = [w.name for w in watching(policy) if w.watches == DEFAULT_METRIC]
-        if unnamed and self.monitor is None:
+        # Without monitor, a policy that names no metric of its own cannot know which (one
+        # that names it, as "default" does, may watch any, greensed's default metric too).
+        unnamed = [w.name for w in watching(policy) if w.watches == _UNNAMED]
+        if unnamed:
             raise ConfigError(f"EnergyEarlyStopping: stop policy '{unnamed[0]}' watches a "
                               "metric; name the logged one with monitor=... (e.g. 'val_f1')")
         return policy
