@@ -160,8 +160,10 @@ def test_report_and_replay_read_the_corpus(bench_runs, tmp_path):
     from greensed.cli import app
 
     cli = CliRunner()
-    res = cli.invoke(app, ["report", str(CORPUS), "--format", "csv"])
+    res = cli.invoke(app, ["report", str(CORPUS), "--format", "csv", "--out",
+                           str(tmp_path / "report")])
     assert res.exit_code == 0, res.output
+    assert (tmp_path / "report" / "table2.csv").is_file()
     res = cli.invoke(app, ["replay", str(CORPUS), "--policy", "default", "--csv",
                            str(tmp_path / "replay.csv")])
     assert res.exit_code == 0, res.output
