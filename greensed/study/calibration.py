@@ -133,7 +133,10 @@ def choose_power(by_power: dict[float, Sequence[Check]]) -> HeldOut:
 def held_out_checks(runs: Sequence[CurveRun], metric: str,
                     powers: Sequence[float] = AUTOCORR_POWERS, *, min_epochs: int = 10,
                     max_forecasts: int = 2000) -> HeldOut:
-    """``checks`` under each power, chosen per fold (``choose_power``)."""
+    """``checks`` under each power, chosen per fold (``choose_power``); with fewer than 2
+    seeds (no folds) under the shipped power only."""
+    if len({r.seed for r in runs if r.seed is not None}) < 2:
+        powers = (AUTOCORR_POWER,)
     return choose_power({p: checks(runs, metric, autocorr_power=p, min_epochs=min_epochs,
                                    max_forecasts=max_forecasts) for p in powers})
 
