@@ -88,8 +88,9 @@ def test_size_every_run_to_its_cap_and_test_scored(finished):
     grid = load_grid(CORPUS / "grid.toml")
     assert {(r.batch, r.seed) for r in finished} == {(c.batch_size, c.seed)
                                                      for c in grid.cells()}
+    caps = {(c.batch_size, c.seed): c.config.train.epochs for c in grid.cells()}
     for r in finished:
-        assert r.epochs == grid.overrides["train"]["epochs"] and r.test_scored
+        assert r.epochs == caps[(r.batch, r.seed)] and r.test_scored
         assert _untracked(r.path / "checkpoints")  # run logs only
 
 
