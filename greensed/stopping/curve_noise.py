@@ -51,10 +51,11 @@ _PHI_MAX = 0.9
 _NOISE_MIN_POINTS = 8
 # The power of the AR(1) variance factor on the curve's covariance: the one the
 # calibration's leave-one-seed-out choice picks on benchmarks/curves-v2 among
-# AUTOCORR_POWERS (1 in all five folds and on all 20 runs; tests/test_curves_v2_corpus.py
-# checks it).
-AUTOCORR_POWERS = (0.0, 0.5, 1.0)
-AUTOCORR_POWER = 1.0
+# AUTOCORR_POWERS (1.5 in four folds, 1 in one, 1.5 on all 20 runs;
+# tests/test_curves_v2_corpus.py checks it). 1.5 and 2 joined the candidates when
+# every fold chose the largest, 1, and the 95 % intervals covered 89 %.
+AUTOCORR_POWERS = (0.0, 0.5, 1.0, 1.5, 2.0)
+AUTOCORR_POWER = 1.5
 _CACHE_SIZE = 4096
 
 
