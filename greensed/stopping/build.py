@@ -25,7 +25,7 @@ POLICIES: dict[str, type] = {"plateau": Plateau, "budget": Budget, "target": Tar
 # tables say; to tune them, name the policy itself. It watches the metric its figures
 # were obtained on, in every entry point (train, replay, the library, the Lightning
 # callback); an explicit --metric flag still overrides it, a recipe's [stop] metric not.
-DEFAULT_SETTING = "plateau:patience=8,min_delta=0.01,warmup=0"
+DEFAULT_SETTING = "forecast:min_gain_per_kwh=0,min_prob=0.05,rel_gain=0.005,warmup=10"
 DEFAULT_WATCHES = "teacher_f1"
 DEFAULT_SPEC = f"{DEFAULT_SETTING},metric={DEFAULT_WATCHES}"
 POLICY_NAMES = (*POLICIES, "max-epochs", "default")
