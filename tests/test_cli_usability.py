@@ -68,6 +68,7 @@ def test_a_failed_resume_keeps_the_run(runs, tmp_path, monkeypatch, capsys):
 
 # --- report | head ---------------------------------------------------------------
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_report_into_a_pipe_closed_early_writes_its_files_and_ends_quietly(runs, tmp_path):
     out = tmp_path / "report"
     proc = subprocess.Popen([sys.executable, "-m", "greensed.cli", "report", str(runs),

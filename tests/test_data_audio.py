@@ -8,6 +8,7 @@ from greensed.data.audio import fit_length, load_clip
 from greensed.errors import DataError
 
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_stereo_44k_short_file_to_mono_16k_10s(tmp_path):
     sr = 44100
     t = np.arange(7 * sr) / sr

@@ -138,6 +138,7 @@ def test_cli_synth(tmp_path, tiny_preset, monkeypatch):
     assert res.exit_code != 0 and "unknown synthetic preset ('quik')" in str(res.exception)
 
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_label_noise_changes_training_labels_only_and_never_the_audio(tmp_path):
     from greensed.data.synth import SynthPreset, generate
 
@@ -158,6 +159,7 @@ def test_label_noise_changes_training_labels_only_and_never_the_audio(tmp_path):
     assert (again / strong).read_text() == (b / strong).read_text()  # deterministic
 
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_offset_bias_lengthens_strong_training_labels_only(tmp_path):
     from greensed.data.synth import SynthPreset, generate
 

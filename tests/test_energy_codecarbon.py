@@ -35,6 +35,7 @@ def started(tmp_path_factory):
     mp.undo()
 
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_real_reading_is_positive_labelled_and_split(started):
     meter, cwd = started
     meter.begin_window()

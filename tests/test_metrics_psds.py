@@ -76,6 +76,7 @@ def _psds_eval_auc(x, y, max_x=None, decreasing_y=False):
     return float(np.sum(np.diff(x[keep]) * y[keep][:-1]))
 
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_equals_baseline_psds_eval_over_50_thresholds(monkeypatch):
     psds_eval = pytest.importorskip("psds_eval")
     monkeypatch.setattr(psds_eval.PSDSEval, "_auc", staticmethod(_psds_eval_auc))

@@ -26,6 +26,7 @@ def dataset(tiny_dataset: Path, tmp_path: Path) -> Path:
     return shutil.copytree(tiny_dataset, tmp_path / "dataset")
 
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_corrupt_audio_named_before_training_or_skipped_and_counted(dataset, tmp_path):
     bad = dataset / "audio/train/unlabelled/unlabelled_00001.wav"
     bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEnot audio at all")

@@ -167,6 +167,7 @@ def test_pure_same_history_same_decision_and_history_untouched():
     assert any(d.stop for d in first)  # the comparison covers stop decisions too
 
 
+@pytest.mark.slow  # 1-2 s: the whole suite only, so that make test-fast stays under a minute
 def test_live_decisions_equal_replayed_decisions():
     """Live: one list grows and is asked after each epoch. Replay: prefixes of the
     log as read back from JSON, in another order, with the memo cleared."""
