@@ -106,6 +106,7 @@ class HeldOut:
     checks: tuple[Check, ...]
     chosen: tuple[tuple[int, float], ...]  # (held-out seed, power chosen on the others)
     final: float  # the power chosen on every run (what AUTOCORR_POWER should be)
+    powers: tuple[float, ...] = (AUTOCORR_POWER,)  # the candidates compared
 
 
 def choose_power(by_power: dict[float, Sequence[Check]]) -> HeldOut:
@@ -127,7 +128,7 @@ def choose_power(by_power: dict[float, Sequence[Check]]) -> HeldOut:
         p = best(lambda c, s=seed: c.seed != s)
         chosen.append((seed, p))
         held += [c for c in by_power[p] if c.seed == seed]
-    return HeldOut(tuple(held), tuple(chosen), best(lambda c: True))
+    return HeldOut(tuple(held), tuple(chosen), best(lambda c: True), tuple(powers))
 
 
 def held_out_checks(runs: Sequence[CurveRun], metric: str,
@@ -166,7 +167,7 @@ def calibration_tables(held: HeldOut, rel_gain: float = 0.01) -> list[Table]:
     if folds:
         t.notes.append(
             "Power: of the AR(1) factor (1 + phi) / (1 - phi) on the curve's covariance, "
-            f"chosen among {', '.join(f'{p:g}' for p in AUTOCORR_POWERS)} per fold; on every "
+            f"chosen among {', '.join(f'{p:g}' for p in held.powers)} per fold; on every "
             f"run {held.final:g}" + ("." if held.final == AUTOCORR_POWER else
                                      f" (greensed's forecast uses {AUTOCORR_POWER:g})."))
     else:
